@@ -1,0 +1,127 @@
+"""A model is a self-describing directory::
+
+    config.json       format, nertool version, model config, labels, schemes, sizes, corpus, scores
+    words.json        word vocabulary with its normaliser (a ``tokenizers`` tokenizer file)
+    chars.json        character vocabulary
+    model.safetensors weights (never pickled)
+
+Loading needs nothing else.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .config import ModelConfig
+from .errors import ConfigError, ModelError
+from .fileio import atomic_write_bytes, atomic_write_text
+from .model import BiLstmCrf
+from .vocab import CharVocab, WordVocab
+
+FORMAT = "nertool-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to tag: the network, its vocabularies and its metadata."""
+
+    model: BiLstmCrf
+    words: WordVocab
+    chars: CharVocab
+    scheme: str  # the corpus's scheme, used for output
+    internal_scheme: str  # the scheme of ``model.labels``
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+
+def save_model(directory: str | Path, bundle: ModelBundle) -> None:
+    """Write the bundle; each file is replaced atomically."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    m = bundle.model
+    state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
+    atomic_write_bytes(d / "model.safetensors", st_save(state))
+    bundle.words.save(d / "words.json")
+    bundle.chars.save(d / "chars.json")
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nertool_version": __version__,
+        "model": m.config.to_dict(),
+        "labels": m.labels,
+        "scheme": bundle.scheme,
+        "internal_scheme": bundle.internal_scheme,
+        "n_words": len(bundle.words),
+        "n_tuned": m.n_tuned,
+        "n_chars": len(bundle.chars),
+        "pretrained_dim": 0 if m.pretrained is None else int(m.pretrained.shape[1]),
+        **{k: v for k, v in bundle.meta.items() if k not in ("model", "labels")},
+    }
+    atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    d = Path(directory)
+    path = d / "config.json"
+    if not d.is_dir():
+        raise ModelError(f"{d}: not a model directory")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing; {d} is not a complete nertool model") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: corrupt JSON: {e}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a nertool model config")
+    return config
+
+
+def load_model(directory: str | Path) -> ModelBundle:
+    """Load a model directory written by :func:`save_model`."""
+    d = Path(directory)
+    c = read_config(d)
+    try:
+        mconf = ModelConfig.from_dict(c["model"], f"{d / 'config.json'} [model]")
+        model = BiLstmCrf(
+            mconf, c["n_words"], c["n_tuned"], c["n_chars"], c["labels"], c["internal_scheme"], c["pretrained_dim"]
+        )
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise ModelError(f"{d / 'config.json'}: invalid model config: {e}") from None
+    weights = d / "model.safetensors"
+    try:
+        state = st_load(weights.read_bytes())
+    except FileNotFoundError:
+        raise ModelError(f"{weights}: missing") from None
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{weights}: not a valid safetensors file ({e})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelError(f"{weights}: weights do not match config.json: {str(e).splitlines()[0]}") from None
+    model.eval()
+    words = WordVocab.load(d / "words.json", c["n_tuned"])
+    chars = CharVocab.load(d / "chars.json")
+    if len(words) != c["n_words"] or len(chars) != c["n_chars"]:
+        raise ModelError(f"{d}: vocabulary sizes do not match config.json")
+    meta = {k: v for k, v in c.items() if k not in ("model", "labels")}
+    return ModelBundle(model, words, chars, c["scheme"], c["internal_scheme"], meta)
+
+
+def load_state_safely(path: str | Path) -> dict[str, torch.Tensor]:
+    """A weights-only torch file (never unpickles arbitrary objects)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError and others
+        raise ModelError(f"{path}: refused to load: not a weights-only torch file ({type(e).__name__})") from None

@@ -1,0 +1,231 @@
+"""The ``nertool`` command line: thin typer commands over library functions.
+
+Every :class:`~nertool.errors.NertoolError` becomes one line on stderr and exit code 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import NertoolError
+
+app = typer.Typer(
+    name="nertool",
+    help="Bi-LSTM-CRF sequence labelling: train, evaluate and tag (NER, chunking, POS).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console(highlight=False)
+_state = {"debug": False}
+
+
+class Mode(str, Enum):
+    default = "default"
+    strict = "strict"
+
+
+def _user_errors(fn):
+    """Run a command; report NertoolError and library warnings as single lines."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                return fn(*args, **kwargs)
+            except NertoolError as e:
+                if _state["debug"]:
+                    raise
+                err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            finally:
+                for w in caught:
+                    if issubclass(w.category, UserWarning) and "nertool" in str(w.filename) or "repaired" in str(w.message):
+                        err.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+
+    return wrapper
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False):
+    _state["debug"] = debug
+
+
+class RichReporter:
+    """Training progress on stderr: a bar per epoch with live loss, and dev F1 per epoch."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  dev F1 {task.fields[dev]}"),
+            console=console,
+            transient=True,
+        )
+        self.task = None
+        self.dev = "-"
+        self.running = 0.0
+
+    def start(self, epochs, steps_per_epoch):
+        self.steps = steps_per_epoch
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=steps_per_epoch, epoch=1, loss=0.0, dev=self.dev)
+
+    def step(self, epoch, loss):
+        self.running = loss if self.running == 0 else 0.95 * self.running + 0.05 * loss
+        self.progress.update(self.task, advance=1, epoch=epoch, loss=self.running)
+
+    def epoch_end(self, r):
+        if "dev_f1" in r:
+            self.dev = f"{100 * r['dev_f1']:.2f}"
+        mark = " *" if r.get("best") else ""
+        self.console.print(
+            f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  dev F1 {self.dev}  ({r['epoch_seconds']:.0f}s){mark}", highlight=False
+        )
+        self.progress.reset(self.task, total=self.steps, epoch=r["epoch"] + 1, loss=self.running, dev=self.dev)
+
+    def message(self, text):
+        self.console.print(text, highlight=False)
+
+    def stop(self):
+        self.progress.stop()
+
+
+@app.command("train")
+@_user_errors
+def train_cmd(
+    corpus: Annotated[str, typer.Argument(help="Training file (CoNLL / CoNLL-U), or a hub dataset name when online.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory: the best model, metrics.jsonl.")],
+    dev: Annotated[Optional[Path], typer.Option(help="Development file for model selection and early stopping.", exists=True, dir_okay=False)] = None,
+    test: Annotated[Optional[Path], typer.Option(help="Test file scored with the best model at the end.", exists=True, dir_okay=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with [data], [model], [train] sections.", exists=True, dir_okay=False)] = None,
+    embeddings: Annotated[Optional[str], typer.Option(help="'glove-6b-50d' or a GloVe/word2vec text file.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="auto | conll | conllu")] = None,
+    token_column: Annotated[Optional[int], typer.Option(help="Token column (0-based; negative counts from the end).")] = None,
+    tag_column: Annotated[Optional[int], typer.Option(help="Tag column (default: last).")] = None,
+    tag_field: Annotated[Optional[str], typer.Option(help="CoNLL-U tag field: upos | xpos.")] = None,
+    scheme: Annotated[Optional[str], typer.Option(help="auto | IOB1 | IOB2 | BIOES | none (plain labels, e.g. POS).")] = None,
+    encoding: Annotated[Optional[str], typer.Option(help="Corpus file encoding, e.g. latin-1.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict/--repair", help="Reject ill-formed chunks instead of repairing them.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum number of epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam | sgd")] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent hidden size per direction.")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Recurrent layers.")] = None,
+    rnn: Annotated[Optional[str], typer.Option(help="lstm | gru")] = None,
+    char_encoder: Annotated[Optional[str], typer.Option(help="cnn | lstm | none")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never).")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none).")] = None,
+    dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default).")] = None,
+):
+    """Train a Bi-LSTM-CRF tagger and save the best model (by dev span F1) to --out.
+
+    Example:
+      nertool train train.txt --dev valid.txt --test test.txt --embeddings glove-6b-50d --out runs/en
+    """
+    from .config import Config
+    from .conll import load_corpus
+    from .train import train
+
+    cfg = Config.from_toml(config) if config else Config()
+    cfg = Config(
+        data=cfg.data.replace(format=fmt, token_column=token_column, tag_column=tag_column, tag_field=tag_field,
+                              scheme=scheme, encoding=encoding, strict=strict),
+        model=cfg.model.replace(embeddings=embeddings, hidden_size=hidden_size, num_layers=layers, rnn=rnn,
+                                char_encoder=char_encoder, dropout=dropout),
+        train=cfg.train.replace(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience,
+                                max_minutes=max_minutes, seed=seed, threads=threads, dev_fraction=dev_fraction),
+    )
+    d = cfg.data
+    c = load_corpus(corpus, dev, test, fmt=d.format, token_column=d.token_column, tag_column=d.tag_column,
+                    tag_field=d.tag_field, scheme=d.scheme, encoding=d.encoding, strict=d.strict)
+    sizes = {k: len(v) for k, v in c.splits.items()}
+    err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False)
+    info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
+            "sentences": sizes, "scheme": c.scheme}
+    reporter = RichReporter(err)
+    try:
+        result = train(c, cfg, out_dir, reporter, corpus_info=info)
+    finally:
+        reporter.stop()
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    t = Table(title=f"training finished: {result.out_dir}", show_header=False)
+    t.add_row("epochs run", str(result.epochs_run))
+    t.add_row("stopped by", result.stopped_by)
+    t.add_row("best epoch", str(result.best_epoch))
+    if result.best_dev_f1 is not None:
+        t.add_row("best dev F1", f"{100 * result.best_dev_f1:.2f}")
+    if result.test:
+        t.add_row("test precision / recall / F1", " / ".join(f"{100 * result.test[k]:.2f}" for k in ("precision", "recall", "f1")))
+    t.add_row("wall time", f"{result.seconds / 60:.1f} min")
+    err.print(t)
+
+
+@app.command("evaluate")
+@_user_errors
+def evaluate_cmd(
+    model: Annotated[str, typer.Argument(help="Model directory (or bundled model name).")],
+    data: Annotated[Path, typer.Argument(help="Labelled CoNLL / CoNLL-U file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print scores as one JSON object.")] = False,
+    mode: Annotated[Mode, typer.Option(help="seqeval mode: default (conlleval) or strict.")] = Mode.default,
+    fmt: Annotated[str, typer.Option("--format", help="auto | conll | conllu")] = "auto",
+    token_column: Annotated[int, typer.Option(help="Token column.")] = 0,
+    tag_column: Annotated[int, typer.Option(help="Tag column (default: last).")] = -1,
+    tag_field: Annotated[str, typer.Option(help="CoNLL-U tag field: upos | xpos.")] = "upos",
+    encoding: Annotated[str, typer.Option(help="File encoding.")] = "utf-8",
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 512,
+):
+    """Score a model on a labelled file: span precision, recall and F1, overall and per type.
+
+    Examples:
+      nertool evaluate runs/en test.txt
+      nertool evaluate runs/en test.txt --json --mode strict
+    """
+    from .evaluate import evaluate_file
+
+    r = evaluate_file(model, str(data), mode=mode.value, fmt=fmt, token_column=token_column, tag_column=tag_column,
+                      tag_field=tag_field, encoding=encoding, batch_size=batch_size)
+    if as_json:
+        out.print(json.dumps(r), soft_wrap=True, markup=False, highlight=False)
+        return
+    table = Table(title=f"{data}: {r['sentences']} sentences, {r['tokens']} tokens ({mode.value} mode)")
+    for col in ("type", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    for typ, s in sorted(r["per_type"].items()):
+        table.add_row(typ, f"{100 * s['precision']:.2f}", f"{100 * s['recall']:.2f}", f"{100 * s['f1']:.2f}", str(s["support"]))
+    support = sum(s["support"] for s in r["per_type"].values())
+    table.add_row("[bold]all[/]", f"{100 * r['precision']:.2f}", f"{100 * r['recall']:.2f}", f"[bold]{100 * r['f1']:.2f}[/]", str(support))
+    out.print(table)
+    out.print(f"token accuracy {100 * r['accuracy']:.2f}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Frozen configuration dataclasses; TOML files with sections ``[data]``, ``[model]``, ``[train]``.
+
+Unknown keys are an error, never silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+class _Strict:
+    """Mixin: construction from a dict that rejects unknown keys and checks value types."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = ""):
+        names = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied; ``None`` values are ignored (unset CLI options)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Strict):
+    format: str = "auto"  # auto | conll | conllu
+    token_column: int = 0
+    tag_column: int = -1
+    tag_field: str = "upos"  # CoNLL-U: upos | xpos
+    scheme: str = "auto"  # auto | IOB1 | IOB2 | BIOES | none
+    encoding: str = "utf-8"
+    strict: bool = False  # reject ill-formed chunks instead of repairing them
+
+    def __post_init__(self):
+        _choice("data.format", self.format, ("auto", "conll", "conllu"))
+        _choice("data.scheme", self.scheme, ("auto", "IOB1", "IOB2", "BIOES", "none"))
+        _choice("data.tag_field", self.tag_field, ("upos", "xpos"))
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Strict):
+    embeddings: str | None = None  # None | "glove-6b-50d" | path to a GloVe/word2vec text file
+    word_dim: int = 50  # used when there are no pretrained embeddings
+    lowercase: bool = True  # lower-case words for the word-embedding lookup
+    digits_to_zero: bool = True  # map every digit to 0 for the word-embedding lookup
+    char_encoder: str = "cnn"  # cnn | lstm | none
+    char_dim: int = 30
+    char_hidden: int = 50  # CNN filters, or LSTM hidden size (both directions together)
+    char_kernel: int = 3
+    max_word_chars: int = 40  # characters of a word seen by the char encoder (the rest are cut)
+    rnn: str = "lstm"  # lstm | gru
+    hidden_size: int = 200  # per direction
+    num_layers: int = 1
+    dropout: float = 0.5
+    word_dropout: float = 0.05  # probability of replacing a training word by the unknown word
+    constrain: bool = True  # forbid transitions invalid in the tag scheme (training and decoding)
+
+    def __post_init__(self):
+        _choice("model.char_encoder", self.char_encoder, ("cnn", "lstm", "none"))
+        _choice("model.rnn", self.rnn, ("lstm", "gru"))
+        for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
+            _positive(f"model.{name}", getattr(self, name))
+        for name in ("dropout", "word_dropout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {v!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Strict):
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 0.002
+    momentum: float = 0.9  # SGD only
+    lr_decay: float = 0.05  # lr_epoch = lr / (1 + lr_decay * epoch)
+    weight_decay: float = 0.0
+    clip: float = 5.0  # gradient norm clipping; 0 disables
+    batch_size: int = 32
+    epochs: int = 40
+    patience: int = 8  # epochs without a better dev F1 before stopping; 0 disables
+    seed: int = 42
+    internal_scheme: str = "BIOES"  # scheme used inside the model: BIOES | same
+    max_minutes: float = 0.0  # wall-clock budget; 0 means none
+    threads: int = 0  # torch threads; 0 leaves torch's default
+    eval_batch_size: int = 512
+    dev_fraction: float = 0.0  # hold out this part of train as dev when no dev set is given
+
+    def __post_init__(self):
+        _choice("train.optimizer", self.optimizer, ("adam", "sgd"))
+        _choice("train.internal_scheme", self.internal_scheme, ("BIOES", "same"))
+        for name in ("lr", "batch_size", "epochs", "eval_batch_size"):
+            _positive(f"train.{name}", getattr(self, name))
+        for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction"):
+            _positive(f"train.{name}", getattr(self, name), allow_zero=True)
+        if self.dev_fraction >= 1:
+            raise ConfigError(f"train.dev_fraction must be below 1, got {self.dev_fraction}")
+
+
+@dataclass(frozen=True)
+class Config(_Strict):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config"):
+        unknown = sorted(set(d) - {"data", "model", "train"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; known: data, model, train")
+        try:
+            return cls(
+                data=DataConfig.from_dict(d.get("data", {}), f"{where} [data]"),
+                model=ModelConfig.from_dict(d.get("model", {}), f"{where} [model]"),
+                train=TrainConfig.from_dict(d.get("train", {}), f"{where} [train]"),
+            )
+        except TypeError as e:
+            raise ConfigError(f"{where}: {e}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            d = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        return cls.from_dict(d, str(path))

@@ -1,0 +1,273 @@
+"""CoNLL column files and CoNLL-U -> ``datasets.DatasetDict`` with ``tokens`` and ``tags``.
+
+No tensors here. Tags are a ``ClassLabel`` sequence; the corpus's tag scheme travels beside the
+splits in a :class:`Corpus`.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import tags as tagmod
+from .errors import DataFormatError, NertoolError
+from .fileio import atomic_write, read_lines
+
+Sentence = tuple[list[str], list[str]]  # (tokens, tags)
+SCHEME_CHOICES = ("auto", "IOB1", "IOB2", "BIOES", "none")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Splits (``train``, ``dev``, ``test`` where present) and the tag scheme of their labels."""
+
+    splits: "object"  # datasets.DatasetDict
+    scheme: str  # IOB1 | IOB2 | BIOES | none
+    labels: tuple[str, ...]
+
+    def sentences(self, split: str) -> list[Sentence]:
+        ds = self.splits[split]
+        names = ds.features["tags"].feature.names
+        return [(list(toks), [names[i] for i in ids]) for toks, ids in zip(ds["tokens"], ds["tags"])]
+
+
+def read_conll(
+    path: str | Path,
+    token_column: int = 0,
+    tag_column: int = -1,
+    encoding: str = "utf-8",
+    check_tags: bool = True,
+) -> list[Sentence]:
+    """Sentences of a CoNLL column file.
+
+    Columns are separated by tabs (when a line has one) or by runs of spaces. Blank lines end
+    sentences; ``-DOCSTART-`` lines end the current sentence and are skipped. Every non-blank line
+    must have as many columns as the first one. With ``check_tags`` every tag must be ``O`` or
+    ``PREFIX-TYPE`` (a chunk scheme); turn it off for plain labels such as POS tags.
+    """
+    lines = read_lines(path, encoding)
+    sentences: list[Sentence] = []
+    toks: list[str] = []
+    tgs: list[str] = []
+    ncols = None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if toks:
+                sentences.append((toks, tgs))
+                toks, tgs = [], []
+            continue
+        if "\t" in line:
+            fields = [f.strip(" ") for f in line.strip(" ").split("\t")]
+        else:
+            fields = line.split()
+        if fields[0] == "-DOCSTART-":
+            if toks:
+                sentences.append((toks, tgs))
+                toks, tgs = [], []
+            continue
+        if ncols is None:
+            ncols = len(fields)
+            for col, name in ((token_column, "token"), (tag_column, "tag")):
+                if not -ncols <= col < ncols:
+                    raise DataFormatError(path, lineno, f"{name} column {col} out of range: line has {ncols} columns")
+            if ncols < 2:
+                raise DataFormatError(path, lineno, "expected at least 2 columns (token and tag), found 1")
+        elif len(fields) != ncols:
+            raise DataFormatError(path, lineno, f"expected {ncols} columns, found {len(fields)}")
+        token, tag = fields[token_column], fields[tag_column]
+        if not token or not tag:
+            raise DataFormatError(path, lineno, "empty token or tag field")
+        if check_tags and tag != "O":
+            try:
+                tagmod.split_tag(tag)
+            except tagmod.TagError as e:
+                raise DataFormatError(path, lineno, f"{e}; use --scheme none for plain labels such as POS tags") from None
+        toks.append(token)
+        tgs.append(tag)
+    if toks:
+        sentences.append((toks, tgs))
+    return sentences
+
+
+def read_conllu(path: str | Path, tag_field: str = "upos", encoding: str = "utf-8") -> list[Sentence]:
+    """Sentences of a CoNLL-U file: FORM with UPOS (or XPOS). Comments, multi-word token ranges
+    (``1-2``) and empty nodes (``1.1``) are skipped."""
+    col = {"upos": 3, "xpos": 4}.get(tag_field.lower())
+    if col is None:
+        raise NertoolError(f"tag field must be 'upos' or 'xpos', got {tag_field!r}")
+    lines = read_lines(path, encoding)
+    sentences: list[Sentence] = []
+    toks: list[str] = []
+    tgs: list[str] = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if toks:
+                sentences.append((toks, tgs))
+                toks, tgs = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataFormatError(path, lineno, f"expected 10 tab-separated CoNLL-U columns, found {len(fields)}")
+        tid = fields[0]
+        if "-" in tid or "." in tid:
+            continue
+        if not tid.isdigit():
+            raise DataFormatError(path, lineno, f"token id {tid!r} is not a number")
+        if not fields[1] or fields[col] in ("", "_"):
+            raise DataFormatError(path, lineno, f"missing FORM or {tag_field.upper()}")
+        toks.append(fields[1])
+        tgs.append(fields[col])
+    if toks:
+        sentences.append((toks, tgs))
+    return sentences
+
+
+def check_scheme(sentences: Sequence[Sentence], scheme: str, path: str | Path | None = None) -> str:
+    """Validate tag shapes and resolve ``auto`` to a concrete scheme; ``none`` accepts any label."""
+    if scheme not in SCHEME_CHOICES:
+        raise NertoolError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_CHOICES)}")
+    if scheme == "none":
+        return scheme
+    for i, (_, tg) in enumerate(sentences):
+        for t in tg:
+            try:
+                tagmod.split_tag(t)
+            except tagmod.TagError as e:
+                raise DataFormatError(path, None, f"sentence {i + 1}: {e}; use --scheme none for plain labels") from None
+    if scheme == "auto":
+        return tagmod.detect_scheme(tg for _, tg in sentences)
+    return scheme
+
+
+def repair(sentences: Sequence[Sentence], scheme: str) -> tuple[list[Sentence], int]:
+    """Re-encode ill-formed chunks (``I-X`` after ``O`` in IOB2...) and count the repaired tokens."""
+    if scheme == "none":
+        return list(sentences), 0
+    out, changed = [], 0
+    for toks, tg in sentences:
+        if tagmod.is_valid(tg, scheme):
+            out.append((toks, tg))
+            continue
+        fixed = tagmod.convert(tg, scheme, scheme)
+        changed += sum(a != b for a, b in zip(tg, fixed))
+        out.append((toks, fixed))
+    return out, changed
+
+
+def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
+    """A ``datasets.Dataset`` with ``tokens`` and a ClassLabel sequence ``tags``."""
+    import datasets
+
+    features = datasets.Features(
+        {"tokens": datasets.Sequence(datasets.Value("string")), "tags": datasets.Sequence(datasets.ClassLabel(names=list(labels)))}
+    )
+    index = {l: i for i, l in enumerate(labels)}
+    return datasets.Dataset.from_dict(
+        {"tokens": [t for t, _ in sentences], "tags": [[index[x] for x in g] for _, g in sentences]}, features=features
+    )
+
+
+def read_file(path: str | Path, fmt: str = "conll", token_column: int = 0, tag_column: int = -1,
+              tag_field: str = "upos", encoding: str = "utf-8", check_tags: bool = True) -> list[Sentence]:
+    """Read a local corpus file in ``fmt`` (``conll`` or ``conllu``)."""
+    if fmt == "conllu" or (fmt == "auto" and str(path).endswith(".conllu")):
+        return read_conllu(path, tag_field, encoding)
+    if fmt not in ("conll", "auto"):
+        raise NertoolError(f"unknown input format {fmt!r}; expected conll or conllu")
+    return read_conll(path, token_column, tag_column, encoding, check_tags)
+
+
+def load_corpus(
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    *,
+    fmt: str = "auto",
+    token_column: int = 0,
+    tag_column: int = -1,
+    tag_field: str = "upos",
+    scheme: str = "auto",
+    encoding: str = "utf-8",
+    strict: bool = False,
+) -> Corpus:
+    """Load local files (or, for a name that is not a path, a hub dataset) into a :class:`Corpus`.
+
+    Ill-formed chunks are repaired with a warning that counts them, or rejected when ``strict``.
+    """
+    if not Path(train).exists() and dev is None and test is None and _looks_like_hub_name(str(train)):
+        return load_hub_corpus(str(train), scheme=scheme)
+    raw: dict[str, list[Sentence]] = {}
+    for split, path in (("train", train), ("dev", dev), ("test", test)):
+        if path is None:
+            continue
+        sents = read_file(path, fmt, token_column, tag_column, tag_field, encoding, check_tags=scheme != "none")
+        if not sents:
+            raise DataFormatError(path, None, "no sentences found")
+        raw[split] = sents
+    if fmt == "conllu" or str(train).endswith(".conllu"):
+        scheme = "none" if scheme == "auto" else scheme
+    resolved = check_scheme(raw["train"], scheme, train)
+    for split, path in (("dev", dev), ("test", test)):
+        if split in raw:
+            check_scheme(raw[split], resolved if resolved != "none" else "none", path)
+    for split, path in (("train", train), ("dev", dev), ("test", test)):
+        if split not in raw:
+            continue
+        fixed, n = repair(raw[split], resolved)
+        if n:
+            if strict:
+                raise DataFormatError(path, None, f"{n} tags break scheme {resolved} (e.g. I- after O); drop --strict to repair them")
+            warnings.warn(f"{path}: repaired {n} tags that break scheme {resolved} (e.g. I- after O)", UserWarning, stacklevel=2)
+        raw[split] = fixed
+    return _make_corpus(raw, resolved)
+
+
+def _make_corpus(raw: dict[str, list[Sentence]], scheme: str) -> Corpus:
+    import datasets
+
+    labels = sorted({t for sents in raw.values() for _, tg in sents for t in tg}, key=_label_key)
+    splits = datasets.DatasetDict({k: to_dataset(v, labels) for k, v in raw.items()})
+    return Corpus(splits=splits, scheme=scheme, labels=tuple(labels))
+
+
+def _label_key(label: str):
+    if label == "O":
+        return ("", "")
+    if len(label) > 2 and label[1] == "-":
+        return (label[2:], label[0])
+    return (label, "")
+
+
+def _looks_like_hub_name(name: str) -> bool:
+    return not name.startswith((".", "/", "~")) and "\\" not in name and Path(name).suffix == ""
+
+
+def load_hub_corpus(name: str, scheme: str = "auto", tags_column: str | None = None) -> Corpus:
+    """A corpus from the Hugging Face hub via ``datasets.load_dataset`` (needs network access)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name)
+    except Exception as e:  # noqa: BLE001 - any hub failure is a user-facing error
+        raise NertoolError(f"{name}: not a local file, and loading it from the hub failed: {type(e).__name__}: {e}") from None
+    first = next(iter(ds.values()))
+    col = tags_column or next((c for c in ("ner_tags", "tags", "chunk_tags", "pos_tags", "upos") if c in first.features), None)
+    if col is None or "tokens" not in first.features:
+        raise NertoolError(f"{name}: expected columns 'tokens' and one of ner_tags/tags/chunk_tags/pos_tags")
+    names = first.features[col].feature.names
+    rename = {"validation": "dev"}
+    raw = {rename.get(k, k): [(list(r["tokens"]), [names[i] for i in r[col]]) for r in split] for k, split in ds.items()}
+    resolved = check_scheme(raw["train"], scheme, name)
+    return _make_corpus({k: repair(v, resolved)[0] for k, v in raw.items()}, resolved)
+
+
+def write_conll(path: str | Path, sentences: Iterable[tuple[Sequence[Sequence[str]], ]]) -> None:
+    """Write sentences given as rows of columns, blank line between sentences, atomically."""
+    with atomic_write(path) as f:
+        for rows in sentences:
+            for row in rows:
+                f.write(" ".join(row) + "\n")
+            f.write("\n")

@@ -1,0 +1,72 @@
+"""Reading text files with clear errors, and atomic writes (temporary file, then rename)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import DataFormatError
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """All lines of a text file without their line endings (LF, CRLF or CR).
+
+    Raises DataFormatError for a missing, binary or wrongly encoded file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, None, "no such file")
+    if path.is_dir():
+        raise DataFormatError(path, None, "is a directory, expected a file")
+    data = path.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataFormatError(path, line, "file is not text (NUL byte found)")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataFormatError(
+            path, line, f"file is not valid {encoding} (byte {data[e.start]:#04x}); try --encoding latin-1"
+        ) from None
+    except LookupError:
+        raise DataFormatError(path, None, f"unknown encoding {encoding!r}") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.splitlines()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if "b" in mode:
+            f = os.fdopen(fd, mode)
+        else:
+            f = os.fdopen(fd, mode, encoding=encoding, newline="")
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_write(path, "wb", encoding=None) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)

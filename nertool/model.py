@@ -1,0 +1,172 @@
+"""The Bi-LSTM-CRF network: word + character features -> Bi-LSTM -> emissions -> CRF.
+
+No I/O and no device handling here: the caller moves the module and its inputs.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torchcrf import CRF
+
+from .config import ModelConfig
+from .decoding import constraint_bias, viterbi
+from .vocab import PAD_ID, UNK_ID
+
+
+class CharCNN(nn.Module):
+    """Max-pooled convolution over each word's characters."""
+
+    def __init__(self, n_chars: int, dim: int, filters: int, kernel: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, dim, padding_idx=0)
+        self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
+        self.out_dim = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        # chars: (batch, seq_len, max_chars) -> (batch, seq_len, filters)
+        b, t, c = chars.shape
+        flat = chars.reshape(b * t, c)
+        x = self.embed(flat).transpose(1, 2)  # shape: (b*t, dim, c)
+        x = self.conv(x)  # shape: (b*t, filters, c')
+        x = x[:, :, :c].masked_fill((flat == 0).unsqueeze(1), float("-inf"))
+        x = x.max(2).values  # shape: (b*t, filters)
+        x = x.masked_fill(torch.isinf(x), 0.0)  # padding words
+        return x.reshape(b, t, -1)
+
+
+class CharLSTM(nn.Module):
+    """Final states of a bidirectional LSTM over each word's characters."""
+
+    def __init__(self, n_chars: int, dim: int, hidden: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, dim, padding_idx=0)
+        self.lstm = nn.LSTM(dim, hidden // 2, batch_first=True, bidirectional=True)
+        self.out_dim = 2 * (hidden // 2)
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        b, t, c = chars.shape
+        flat = chars.reshape(b * t, c)
+        lengths = (flat != 0).sum(1)  # shape: (b*t,)
+        out = torch.zeros(b * t, self.out_dim, device=chars.device)
+        nonempty = lengths > 0
+        if bool(nonempty.any()):
+            words = flat[nonempty]
+            packed = pack_padded_sequence(self.embed(words), lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)  # h: (2, n, hidden/2)
+            out[nonempty] = torch.cat([h[0], h[1]], dim=1)
+        return out.reshape(b, t, -1)
+
+
+class _AddBias(nn.Module):
+    """Parametrisation: the stored parameter plus a fixed mask of forbidden transitions."""
+
+    def __init__(self, bias: torch.Tensor):
+        super().__init__()
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
+class BiLstmCrf(nn.Module):
+    """Sequence labeller. Inputs are word ids (batch, seq_len), char ids (batch, seq_len,
+    max_chars) and a bool mask (batch, seq_len) whose first column is all True."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        n_words: int,
+        n_tuned: int,
+        n_chars: int,
+        labels: Sequence[str],
+        scheme: str,
+        pretrained_dim: int = 0,
+    ):
+        super().__init__()
+        self.config = config
+        self.n_tuned = n_tuned
+        self.labels = list(labels)
+        dim = pretrained_dim or config.word_dim
+        # Frozen pretrained vectors for every word id (zeros for words they lack), plus a trainable
+        # table for training words: a word seen in training is pretrained + tuned, a word known
+        # only to the pretrained vectors keeps its pretrained vector.
+        if pretrained_dim:
+            self.register_buffer("pretrained", torch.zeros(n_words, dim))
+        else:
+            self.pretrained = None
+        self.tuned = nn.Embedding(n_tuned, dim, padding_idx=PAD_ID)
+        if config.char_encoder == "cnn":
+            self.chars = CharCNN(n_chars, config.char_dim, config.char_hidden, config.char_kernel)
+            char_out = self.chars.out_dim
+        elif config.char_encoder == "lstm":
+            self.chars = CharLSTM(n_chars, config.char_dim, config.char_hidden)
+            char_out = self.chars.out_dim
+        else:
+            self.chars = None
+            char_out = 0
+        rnn_cls = nn.LSTM if config.rnn == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            dim + char_out,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.emit = nn.Linear(2 * config.hidden_size, len(labels))
+        self.crf = CRF(len(labels), batch_first=True)
+        if config.constrain and scheme != "none":
+            for name, bias in zip(("start_transitions", "end_transitions", "transitions"), constraint_bias(scheme, labels)):
+                parametrize.register_parametrization(self.crf, name, _AddBias(bias))
+
+    def init_embeddings(self, pretrained: torch.Tensor | None, has_vector: torch.Tensor | None) -> None:
+        """Copy pretrained vectors (n_words, dim) in; tuned rows start at 0 for words that have one."""
+        with torch.no_grad():
+            if pretrained is not None:
+                self.pretrained.copy_(pretrained)
+                self.tuned.weight[has_vector[: self.n_tuned]] = 0.0
+            self.tuned.weight[PAD_ID] = 0.0
+
+    def embed_words(self, words: torch.Tensor) -> torch.Tensor:
+        # words: (batch, seq_len) -> (batch, seq_len, dim)
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
+            words = torch.where(drop & (words != PAD_ID), torch.full_like(words, UNK_ID), words)
+        tuned_ids = torch.where(words < self.n_tuned, words, torch.full_like(words, PAD_ID))
+        x = self.tuned(tuned_ids)
+        if self.pretrained is not None:
+            x = x + self.pretrained[words]
+        return x
+
+    def emissions(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-token tag scores, shape (batch, seq_len, num_tags)."""
+        x = self.embed_words(words)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(chars)], dim=2)
+        x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
+        lengths = mask.sum(1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
+
+    def loss(self, words, chars, mask, tags) -> torch.Tensor:
+        """Mean negative log-likelihood of the gold tags over the batch's sentences."""
+        em = self.emissions(words, chars, mask)
+        return -self.crf(em, tags, mask=mask, reduction="mean")
+
+    def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(start, end, transitions)`` including the constraint masks."""
+        return self.crf.start_transitions, self.crf.end_transitions, self.crf.transitions
+
+    def decode(self, words, chars, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """Viterbi tags (batch, seq_len) and the emissions they came from."""
+        em = self.emissions(words, chars, mask)
+        start, end, trans = self.transition_scores()
+        tags, _ = viterbi(em, mask, start, end, trans)
+        return tags, em

@@ -1,0 +1,187 @@
+"""Tag schemes (IOB1, IOB2, BIOES): detection, validation, conversion and allowed transitions.
+
+Pure Python, no torch. A tag is ``O`` or ``<prefix>-<type>``; IOB1/IOB2 use prefixes B and I,
+BIOES adds E (end) and S (single).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+SCHEMES = ("IOB1", "IOB2", "BIOES")
+_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}
+
+
+class TagError(ValueError):
+    """A tag or tag sequence that does not fit the scheme; ``index`` is the offending position."""
+
+    def __init__(self, message: str, index: int = 0):
+        super().__init__(message)
+        self.index = index
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", "")``. Raises TagError on other shapes."""
+    if tag == "O":
+        return "O", ""
+    if len(tag) >= 3 and tag[1] in "-_" and tag[0] in "BIESLU" and tag[2:]:
+        prefix = tag[0]
+        # BILOU synonyms
+        prefix = {"L": "E", "U": "S"}.get(prefix, prefix)
+        return prefix, tag[2:]
+    raise TagError(f"tag {tag!r} is not 'O' nor PREFIX-TYPE with a prefix in B, I, E, S")
+
+
+def entity_types(tags: Iterable[str]) -> list[str]:
+    """Sorted entity types found in the tags."""
+    return sorted({split_tag(t)[1] for t in tags} - {""})
+
+
+def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
+    """Guess the scheme of a corpus: BIOES if E/S prefixes occur, IOB1 if a chunk may start with
+    I (an I-X not preceded by B-X/I-X), else IOB2."""
+    seen_es = False
+    iob1 = False
+    for tags in sentences:
+        prev_p, prev_t = "O", ""
+        for tag in tags:
+            p, t = split_tag(tag)
+            if p in "ES":
+                seen_es = True
+            if p == "I" and (prev_p == "O" or prev_t != t):
+                iob1 = True
+            prev_p, prev_t = p, t
+    if seen_es:
+        return "BIOES"
+    return "IOB1" if iob1 else "IOB2"
+
+
+def chunks(tags: Sequence[str], scheme: str) -> list[tuple[str, int, int]]:
+    """Chunks as ``(type, start, end)`` token ranges (end exclusive).
+
+    For IOB2/BIOES, a chunk that starts with I/E (ill-formed) opens a new chunk rather than
+    being dropped: the usual conlleval repair. Raises TagError on prefixes foreign to the scheme.
+    """
+    _check_scheme(scheme)
+    allowed = _PREFIXES[scheme]
+    out: list[tuple[str, int, int]] = []
+    cur_type, cur_start = None, 0
+    for i, tag in enumerate(tags):
+        p, t = split_tag(tag)
+        if p != "O" and p not in allowed:
+            raise TagError(f"tag {tag!r} does not belong to scheme {scheme}", i)
+        if p == "O":
+            starts, closes_after = False, False
+        elif scheme == "IOB1":
+            starts = p == "B" or cur_type != t
+            closes_after = False
+        elif scheme == "IOB2":
+            starts = p == "B" or cur_type != t
+            closes_after = False
+        else:  # BIOES
+            starts = p in "BS" or cur_type != t
+            closes_after = p in "ES"
+        if p == "O" or starts:
+            if cur_type is not None:
+                out.append((cur_type, cur_start, i))
+                cur_type = None
+        if p != "O":
+            if starts:
+                cur_type, cur_start = t, i
+            if closes_after:
+                out.append((cur_type, cur_start, i + 1))
+                cur_type = None
+    if cur_type is not None:
+        out.append((cur_type, cur_start, len(tags)))
+    return out
+
+
+def from_chunks(chunk_list: Iterable[tuple[str, int, int]], length: int, scheme: str) -> list[str]:
+    """Tags of ``length`` tokens in ``scheme`` for non-overlapping chunks ``(type, start, end)``."""
+    _check_scheme(scheme)
+    tags = ["O"] * length
+    prev_end, prev_type = -1, None
+    for typ, start, end in sorted(chunk_list, key=lambda c: c[1]):
+        for i in range(start, end):
+            tags[i] = f"I-{typ}"
+        if scheme == "IOB2":
+            tags[start] = f"B-{typ}"
+        elif scheme == "IOB1":
+            if prev_end == start and prev_type == typ:
+                tags[start] = f"B-{typ}"
+        else:
+            if end - start == 1:
+                tags[start] = f"S-{typ}"
+            else:
+                tags[start] = f"B-{typ}"
+                tags[end - 1] = f"E-{typ}"
+        prev_end, prev_type = end, typ
+    return tags
+
+
+def convert(tags: Sequence[str], source: str, target: str) -> list[str]:
+    """Convert one tag sequence between schemes (ill-formed chunks are repaired as in ``chunks``)."""
+    if source == target and is_valid(tags, source):
+        return list(tags)
+    return from_chunks(chunks(tags, source), len(tags), target)
+
+
+def is_valid(tags: Sequence[str], scheme: str) -> bool:
+    """True if every transition in ``tags`` is allowed by ``scheme`` (including start and end)."""
+    try:
+        parsed = [split_tag(t) for t in tags]
+    except TagError:
+        return False
+    prev = ("O", "")
+    if any(p != "O" and p not in _PREFIXES.get(scheme, "") for p, _ in parsed):
+        return False
+    for cur in parsed:
+        if not _allowed(prev, cur, scheme):
+            return False
+        prev = cur
+    return _allowed(prev, ("O", ""), scheme, at_end=True)
+
+
+def _check_scheme(scheme: str) -> None:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+
+
+def _allowed(prev: tuple[str, str], cur: tuple[str, str], scheme: str, at_end: bool = False) -> bool:
+    """Whether tag ``cur`` may follow ``prev``; ``at_end`` asks whether ``prev`` may end a sentence
+    (``prev = ("O", "")`` at the start of a sentence)."""
+    pp, pt = prev
+    cp, ct = cur
+    if scheme == "BIOES":
+        if at_end:
+            return pp in "OES"
+        if pp in "OES":
+            return cp in "OBS"
+        # pp in "BI": must continue the same chunk
+        return cp in "IE" and ct == pt
+    if scheme == "IOB2":
+        if at_end:
+            return True
+        if cp == "I":
+            return pp in "BI" and pt == ct
+        return True
+    # IOB1: I may start a chunk; B only directly after a chunk of the same type
+    if at_end:
+        return True
+    if cp == "B":
+        return pp in "BI" and pt == ct
+    return True
+
+
+def allowed_transitions(scheme: str, labels: Sequence[str]) -> tuple[list[bool], list[bool], list[list[bool]]]:
+    """Allowed starts, ends and transitions for ``labels`` under ``scheme``.
+
+    Returns ``(start, end, trans)`` with ``start[j]``: label j may begin a sentence, ``end[i]``:
+    label i may end one, ``trans[i][j]``: label j may follow label i.
+    """
+    _check_scheme(scheme)
+    parsed = [split_tag(t) for t in labels]
+    o = ("O", "")
+    start = [_allowed(o, c, scheme) for c in parsed]
+    end = [_allowed(p, o, scheme, at_end=True) for p in parsed]
+    trans = [[_allowed(p, c, scheme) for c in parsed] for p in parsed]
+    return start, end, trans

@@ -1,0 +1,243 @@
+"""The training loop: returns a :class:`TrainResult`; reports through a callback; never prints."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from . import __version__
+from . import tags as tagmod
+from .batching import Encoder, bucket_batches
+from .checkpoint import ModelBundle, save_model
+from .config import Config
+from .conll import Corpus
+from .embeddings import load_vectors
+from .errors import NertoolError
+from .evaluate import evaluate
+from .model import BiLstmCrf
+from .vocab import CharVocab, WordVocab
+
+
+class Reporter(Protocol):
+    def start(self, epochs: int, steps_per_epoch: int) -> None: ...
+    def step(self, epoch: int, loss: float) -> None: ...
+    def epoch_end(self, record: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def start(self, epochs, steps_per_epoch): pass
+    def step(self, epoch, loss): pass
+    def epoch_end(self, record): pass
+    def message(self, text): pass
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_epoch: int
+    best_dev_f1: float | None
+    epochs_run: int
+    seconds: float
+    test: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_by: str = "epochs"  # epochs | patience | time | interrupt
+
+
+def internal_labels(corpus_labels: Sequence[str], scheme: str, internal: str) -> tuple[list[str], str]:
+    """Label set used inside the model and its scheme: every prefix of every type, so that the
+    constraint mask is complete and unseen prefixes can still be predicted."""
+    if scheme == "none":
+        return sorted(corpus_labels), "none"
+    target = scheme if internal == "same" else "BIOES"
+    types = tagmod.entity_types(corpus_labels)
+    prefixes = "BIES" if target == "BIOES" else "BI"
+    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes], target
+
+
+def seed_everything(seed: int) -> random.Random:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return random.Random(seed)
+
+
+def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBundle:
+    """A freshly initialised model with vocabularies built from the training split."""
+    mc = config.model
+    train_sents = corpus.sentences("train")
+    pre_words, pre_vecs = (None, None)
+    if mc.embeddings:
+        reporter.message(f"loading embeddings {mc.embeddings}")
+        pre_words, pre_vecs = load_vectors(mc.embeddings)
+    words = WordVocab.build((t for t, _ in train_sents), pre_words, mc.lowercase, mc.digits_to_zero)
+    chars = CharVocab.build(t for t, _ in train_sents)
+    labels, internal = internal_labels(corpus.labels, corpus.scheme, config.train.internal_scheme)
+    model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
+    if pre_vecs is not None:
+        table = torch.zeros(len(words), pre_vecs.shape[1])
+        has = torch.zeros(len(words), dtype=torch.bool)
+        norm = words.normalize
+        vocab = words.tokenizer.get_vocab()
+        seen = set()
+        for row, w in enumerate(pre_words):
+            i = vocab.get(norm(w))
+            if i is not None and i not in seen:  # first (most frequent) spelling wins after folding
+                seen.add(i)
+                has[i] = True
+                table[i] = torch.from_numpy(pre_vecs[row])
+        model.init_embeddings(table, has)
+        reporter.message(f"pretrained vectors for {int(has[: words.n_tuned].sum())}/{words.n_tuned} training words, {len(words)} words in all")
+    else:
+        model.init_embeddings(None, None)
+    return ModelBundle(model, words, chars, corpus.scheme, internal)
+
+
+def _encode_split(bundle: ModelBundle, encoder: Encoder, sentences):
+    index = {l: i for i, l in enumerate(bundle.labels)}
+    toks, tag_ids = [], []
+    for t, g in sentences:
+        if bundle.internal_scheme != bundle.scheme and bundle.scheme != "none":
+            g = tagmod.convert(g, bundle.scheme, bundle.internal_scheme)
+        toks.append(t)
+        tag_ids.append([index[x] for x in g])
+    return encoder.encode(toks, tag_ids)
+
+
+def train(
+    corpus: Corpus,
+    config: Config,
+    out_dir: str | Path,
+    reporter: Reporter | None = None,
+    corpus_info: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train on ``corpus['train']``, select the best epoch by dev span F1, save the best model to
+    ``out_dir`` (with ``metrics.jsonl``), and score it on ``corpus['test']`` when present."""
+    reporter = reporter or SilentReporter()
+    tc = config.train
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    rng = seed_everything(tc.seed)
+    t0 = time.monotonic()
+
+    train_sents = corpus.sentences("train")
+    dev_sents = corpus.sentences("dev") if "dev" in corpus.splits else None
+    if dev_sents is None and tc.dev_fraction > 0:
+        order = list(range(len(train_sents)))
+        random.Random(tc.seed).shuffle(order)
+        n_dev = max(1, int(len(order) * tc.dev_fraction))
+        dev_sents = [train_sents[i] for i in order[:n_dev]]
+        train_sents = [train_sents[i] for i in order[n_dev:]]
+    test_sents = corpus.sentences("test") if "test" in corpus.splits else None
+
+    bundle = build_bundle(config, corpus, reporter)
+    bundle.meta.update(
+        corpus=corpus_info or {},
+        train=tc.to_dict(),
+        data=config.data.to_dict(),
+        trained_with=f"nertool {__version__}",
+    )
+    model = bundle.model
+    encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
+    train_items = _encode_split(bundle, encoder, train_sents)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if tc.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
+
+    steps = math.ceil(len(train_items) / tc.batch_size)
+    reporter.start(tc.epochs, steps)
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.write_text("")
+    history: list[dict[str, Any]] = []
+    best_f1, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
+    stopped_by = "epochs"
+    epoch = 0
+    try:
+        for epoch in range(1, tc.epochs + 1):
+            model.train()
+            e0 = time.monotonic()
+            total, n = 0.0, 0
+            for batch in bucket_batches(train_items, tc.batch_size, shuffle=True, rng=rng):
+                opt.zero_grad(set_to_none=True)
+                loss = model.loss(batch.words, batch.chars, batch.mask, batch.tags)
+                loss.backward()
+                if tc.clip:
+                    torch.nn.utils.clip_grad_norm_(params, tc.clip)
+                opt.step()
+                total += loss.item() * len(batch.index)
+                n += len(batch.index)
+                reporter.step(epoch, loss.item())
+            sched.step()
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": total / max(n, 1),
+                "lr": opt.param_groups[0]["lr"],
+                "epoch_seconds": round(time.monotonic() - e0, 2),
+            }
+            if dev_sents:
+                dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size)
+                record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
+                improved = dev["f1"] > best_f1
+            else:
+                improved = True
+            record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
+            if improved:
+                best_f1 = record.get("dev_f1", -1.0)
+                best_epoch = epoch
+                best_state = copy.deepcopy(model.state_dict())
+                bad_epochs = 0
+                bundle.meta["scores"] = {"dev": _short(record), "best_epoch": epoch}
+                save_model(out, bundle)
+            else:
+                bad_epochs += 1
+            record["best"] = improved
+            history.append(record)
+            with metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            reporter.epoch_end(record)
+            if tc.patience and bad_epochs >= tc.patience:
+                stopped_by = "patience"
+                break
+            if tc.max_minutes and (time.monotonic() - t0) * (epoch + 1) / epoch > tc.max_minutes * 60:
+                stopped_by = "time"  # another epoch would overrun the budget
+                break
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    if best_state is None:
+        raise NertoolError("training stopped before the first epoch ended; nothing was saved")
+    model.load_state_dict(best_state)
+    test_scores = None
+    if test_sents:
+        test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size)
+        bundle.meta["scores"]["test"] = {k: test_scores[k] for k in ("precision", "recall", "f1", "accuracy")}
+    bundle.meta["scores"]["stopped_by"] = stopped_by
+    save_model(out, bundle)
+    return TrainResult(
+        out_dir=out,
+        best_epoch=best_epoch,
+        best_dev_f1=best_f1 if dev_sents else None,
+        epochs_run=len(history),
+        seconds=time.monotonic() - t0,
+        test=test_scores,
+        history=history,
+        stopped_by=stopped_by,
+    )
+
+
+def _short(record: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix("dev_"): v for k, v in record.items() if k.startswith("dev_")}

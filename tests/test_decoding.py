@@ -1,0 +1,92 @@
+import itertools
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+from torchcrf import CRF
+
+from nertool.decoding import constraint_bias, viterbi
+from nertool.model import _AddBias
+from nertool.tags import is_valid
+
+LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "E-LOC", "S-LOC"]
+
+
+def seq_score(em, start, end, trans, path):
+    s = start[path[0]] + em[0, path[0]]
+    for a, b, t in zip(path, path[1:], range(1, len(path))):
+        s = s + trans[a, b] + em[t, b]
+    return s + end[path[-1]]
+
+
+def brute_force_best(em, start, end, trans, allowed=None):
+    n, k = em.shape
+    best, arg = None, None
+    for path in itertools.product(range(k), repeat=n):
+        if allowed is not None and not allowed(path):
+            continue
+        s = seq_score(em, start, end, trans, path)
+        if best is None or s > best:
+            best, arg = s, path
+    return list(arg), best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_constrained_viterbi_equals_brute_force_over_allowed_sequences(seed):
+    g = torch.Generator().manual_seed(seed)
+    k = len(LABELS)
+    lengths = [1, 2, 3, 4]
+    em = torch.randn(len(lengths), max(lengths), k, generator=g) * 3
+    start, end, trans = (torch.randn(k, generator=g), torch.randn(k, generator=g), torch.randn(k, k, generator=g))
+    bs, be, bt = constraint_bias("BIOES", LABELS)
+    mask = torch.tensor([[i < n for i in range(max(lengths))] for n in lengths])
+    tags, scores = viterbi(em, mask, start + bs, end + be, trans + bt)
+    for b, n in enumerate(lengths):
+        valid = lambda p: is_valid([LABELS[i] for i in p], "BIOES")  # noqa: E731
+        path, best = brute_force_best(em[b, :n], start, end, trans, valid)
+        assert tags[b, :n].tolist() == path
+        assert scores[b].item() == pytest.approx(best.item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_viterbi_equals_pytorch_crf_decode(seed):
+    torch.manual_seed(seed)
+    k, b, t = 6, 7, 9
+    crf = CRF(k, batch_first=True)
+    torch.nn.init.normal_(crf.transitions)
+    em = torch.randn(b, t, k)
+    lengths = torch.randint(1, t + 1, (b,))
+    lengths[0] = t
+    mask = torch.arange(t).unsqueeze(0) < lengths.unsqueeze(1)
+    ours, _ = viterbi(em, mask, crf.start_transitions, crf.end_transitions, crf.transitions)
+    theirs = crf.decode(em, mask)
+    for i, ref in enumerate(theirs):
+        assert ours[i, : len(ref)].tolist() == ref
+
+
+def test_constrained_crf_likelihood_normalises_over_allowed_sequences_only():
+    torch.manual_seed(0)
+    k, n = len(LABELS), 3
+    crf = CRF(k, batch_first=True)
+    for name, bias in zip(("start_transitions", "end_transitions", "transitions"), constraint_bias("BIOES", LABELS)):
+        parametrize.register_parametrization(crf, name, _AddBias(bias))
+    em = torch.randn(1, n, k)
+    mask = torch.ones(1, n, dtype=torch.bool)
+    total = 0.0
+    for path in itertools.product(range(k), repeat=n):
+        ll = crf(em, torch.tensor([path]), mask=mask, reduction="sum")
+        p = ll.exp().item()
+        if not is_valid([LABELS[i] for i in path], "BIOES"):
+            assert p < 1e-30
+        total += p
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_viterbi_is_scriptable():
+    scripted = torch.jit.script(viterbi)
+    em = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    s, e, tr = torch.randn(3), torch.randn(3), torch.randn(3, 3)
+    a, _ = scripted(em, mask, s, e, tr)
+    b, _ = viterbi(em, mask, s, e, tr)
+    assert torch.equal(a, b)
