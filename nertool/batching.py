@@ -1,4 +1,8 @@
-"""Sentences -> encoded ids -> length-bucketed, padded tensor batches."""
+"""Sentences -> encoded ids -> length-bucketed, padded tensor batches.
+
+Characters are encoded once per distinct word of a batch: ``chars`` holds one row per distinct
+word (row 0 is the empty word used for padding) and ``char_index`` points each token at its row.
+"""
 from __future__ import annotations
 
 import random
@@ -12,28 +16,29 @@ from .vocab import CharVocab, WordVocab
 
 @dataclass
 class Encoded:
-    """One sentence as ids; ``tags`` is None for unlabelled input."""
+    """One sentence: its tokens, their word ids and (for labelled data) tag ids."""
 
+    tokens: list[str]
     words: list[int]
-    chars: list[list[int]]
     tags: list[int] | None = None
 
 
 @dataclass
 class Batch:
     words: torch.Tensor  # (batch, seq_len) long
-    chars: torch.Tensor  # (batch, seq_len, max_chars) long
+    chars: torch.Tensor  # (distinct_words, max_chars) long
+    char_index: torch.Tensor  # (batch, seq_len) long, rows of ``chars``
     mask: torch.Tensor  # (batch, seq_len) bool
     tags: torch.Tensor | None  # (batch, seq_len) long
     index: list[int]  # positions of these sentences in the input
 
     def to(self, device) -> "Batch":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(mv(self.words), mv(self.chars), mv(self.mask), mv(self.tags), self.index)
+        return Batch(mv(self.words), mv(self.chars), mv(self.char_index), mv(self.mask), mv(self.tags), self.index)
 
 
 class Encoder:
-    """Turns token lists into :class:`Encoded` sentences, caching each word's characters."""
+    """Token lists -> :class:`Encoded` sentences -> :class:`Batch` tensors."""
 
     def __init__(self, words: WordVocab, chars: CharVocab, max_chars: int):
         self.words = words
@@ -43,59 +48,65 @@ class Encoder:
 
     def encode(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None) -> list[Encoded]:
         word_ids = self.words.encode(sentences)
-        cache = self._char_cache
-        out = []
-        for i, (toks, ids) in enumerate(zip(sentences, word_ids)):
-            chs = []
-            for w in toks:
-                c = cache.get(w)
-                if c is None:
-                    c = self.chars.encode_word(w, self.max_chars)
-                    if len(cache) < 1_000_000:
-                        cache[w] = c
-                chs.append(c)
-            out.append(Encoded(ids, chs, None if tags is None else list(tags[i])))
-        return out
+        return [
+            Encoded(list(toks), ids, None if tags is None else list(tags[i]))
+            for i, (toks, ids) in enumerate(zip(sentences, word_ids))
+        ]
+
+    def _char_ids(self, word: str) -> list[int]:
+        c = self._char_cache.get(word)
+        if c is None:
+            c = self.chars.encode_word(word, self.max_chars)
+            if len(self._char_cache) < 500_000:
+                self._char_cache[word] = c
+        return c
+
+    def collate(self, items: Sequence[Encoded], index: list[int]) -> Batch:
+        lengths = torch.tensor([len(e.words) for e in items])
+        mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq_len)
+        rows: dict[str, int] = {}
+        flat_rows = [rows.setdefault(w, len(rows) + 1) for e in items for w in e.tokens]
+        words = torch.zeros(mask.shape, dtype=torch.long)
+        words[mask] = torch.tensor([i for e in items for i in e.words], dtype=torch.long)
+        char_index = torch.zeros(mask.shape, dtype=torch.long)
+        char_index[mask] = torch.tensor(flat_rows, dtype=torch.long)
+        tags = None
+        if items[0].tags is not None:
+            tags = torch.zeros(mask.shape, dtype=torch.long)
+            tags[mask] = torch.tensor([i for e in items for i in e.tags], dtype=torch.long)
+        ids = [self._char_ids(w) for w in rows]
+        width = max(1, max((len(x) for x in ids), default=1))
+        chars = torch.tensor([[0] * width] + [x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
+        return Batch(words, chars, char_index, mask, tags, index)
+
+    def batches(
+        self,
+        items: Sequence[Encoded],
+        batch_size: int,
+        shuffle: bool = False,
+        rng: random.Random | None = None,
+        max_tokens: int = 0,
+    ) -> Iterator[Batch]:
+        """Batches of sentences of similar length (see :func:`length_buckets`)."""
+        for group in length_buckets([len(e.words) for e in items], batch_size, shuffle, rng, max_tokens):
+            yield self.collate([items[i] for i in group], group)
 
 
-def collate(items: Sequence[Encoded], index: list[int]) -> Batch:
-    b = len(items)
-    t = max(len(e.words) for e in items)
-    c = max(1, max(len(ch) for e in items for ch in e.chars))
-    words = torch.zeros(b, t, dtype=torch.long)
-    chars = torch.zeros(b, t, c, dtype=torch.long)
-    mask = torch.zeros(b, t, dtype=torch.bool)
-    tags = torch.zeros(b, t, dtype=torch.long) if items[0].tags is not None else None
-    for i, e in enumerate(items):
-        n = len(e.words)
-        words[i, :n] = torch.tensor(e.words)
-        mask[i, :n] = True
-        for j, ch in enumerate(e.chars):
-            if ch:
-                chars[i, j, : len(ch)] = torch.tensor(ch)
-        if tags is not None:
-            tags[i, :n] = torch.tensor(e.tags)
-    return Batch(words, chars, mask, tags, index)
-
-
-def bucket_batches(
-    items: Sequence[Encoded], batch_size: int, shuffle: bool = False, rng: random.Random | None = None, max_tokens: int = 0
-) -> Iterator[Batch]:
-    """Batches of sentences of similar length. With ``shuffle``, sentences are shuffled within
-    length buckets and batches are served in random order; otherwise sorted by length.
-    ``max_tokens`` (if > 0) caps the padded size of a batch as well."""
-    order = list(range(len(items)))
+def length_buckets(
+    lengths: Sequence[int], batch_size: int, shuffle: bool = False, rng: random.Random | None = None, max_tokens: int = 0
+) -> list[list[int]]:
+    """Groups of indices of similar length. Without ``shuffle``, sorted by length (equal lengths
+    together, so inference batches need little padding); with it, ties are broken at random and
+    the groups come in random order. ``max_tokens`` (if > 0) also caps a group's padded size."""
+    order = list(range(len(lengths)))
     if shuffle:
         rng = rng or random.Random()
         rng.shuffle(order)
-        # sort by length with a random tie-break: similar lengths, different neighbours each epoch
-        order.sort(key=lambda i: len(items[i].words))
-    else:
-        order.sort(key=lambda i: len(items[i].words))
+    order.sort(key=lambda i: lengths[i])  # stable: random order within a length
     groups: list[list[int]] = []
     cur: list[int] = []
     for i in order:
-        n = len(items[i].words)
+        n = lengths[i]
         if cur and (len(cur) >= batch_size or (max_tokens and n * (len(cur) + 1) > max_tokens)):
             groups.append(cur)
             cur = []
@@ -104,5 +115,4 @@ def bucket_batches(
         groups.append(cur)
     if shuffle:
         rng.shuffle(groups)
-    for g in groups:
-        yield collate([items[i] for i in g], g)
+    return groups

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from . import tags as tagmod
-from .batching import Encoder, bucket_batches
+from .batching import Encoder
 from .checkpoint import ModelBundle
 
 MODES = ("default", "strict")
@@ -66,8 +66,8 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
     items = encoder.encode(sentences)
     out: list[list[str] | None] = [None] * len(items)
     labels = model.labels
-    for batch in bucket_batches(items, batch_size, max_tokens=batch_size * 40):
-        tags, _ = model.decode(batch.words, batch.chars, batch.mask)
+    for batch in encoder.batches(items, batch_size, max_tokens=batch_size * 40):
+        tags, _ = model.decode(batch.words, batch.chars, batch.char_index, batch.mask)
         lengths = batch.mask.sum(1).tolist()
         for row, i, n in zip(tags.tolist(), batch.index, lengths):
             seq = [labels[j] for j in row[:n]]

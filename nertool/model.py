@@ -27,15 +27,13 @@ class CharCNN(nn.Module):
         self.out_dim = filters
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
-        # chars: (batch, seq_len, max_chars) -> (batch, seq_len, filters)
-        b, t, c = chars.shape
-        flat = chars.reshape(b * t, c)
-        x = self.embed(flat).transpose(1, 2)  # shape: (b*t, dim, c)
-        x = self.conv(x)  # shape: (b*t, filters, c')
-        x = x[:, :, :c].masked_fill((flat == 0).unsqueeze(1), float("-inf"))
-        x = x.max(2).values  # shape: (b*t, filters)
-        x = x.masked_fill(torch.isinf(x), 0.0)  # padding words
-        return x.reshape(b, t, -1)
+        # chars: (words, max_chars) -> (words, filters)
+        c = chars.shape[1]
+        x = self.embed(chars).transpose(1, 2)  # shape: (words, dim, max_chars)
+        x = self.conv(x)[:, :, :c]  # shape: (words, filters, max_chars)
+        x = x.masked_fill((chars == 0).unsqueeze(1), -1e4)
+        x = x.max(2).values  # shape: (words, filters)
+        return x.masked_fill((chars[:, :1] == 0), 0.0)  # the empty (padding) word
 
 
 class CharLSTM(nn.Module):
@@ -48,17 +46,15 @@ class CharLSTM(nn.Module):
         self.out_dim = 2 * (hidden // 2)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
-        b, t, c = chars.shape
-        flat = chars.reshape(b * t, c)
-        lengths = (flat != 0).sum(1)  # shape: (b*t,)
-        out = torch.zeros(b * t, self.out_dim, device=chars.device)
+        # chars: (words, max_chars) -> (words, hidden)
+        lengths = (chars != 0).sum(1)  # shape: (words,)
+        out = torch.zeros(chars.shape[0], self.out_dim, device=chars.device)
         nonempty = lengths > 0
         if bool(nonempty.any()):
-            words = flat[nonempty]
-            packed = pack_padded_sequence(self.embed(words), lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(self.embed(chars[nonempty]), lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.lstm(packed)  # h: (2, n, hidden/2)
             out[nonempty] = torch.cat([h[0], h[1]], dim=1)
-        return out.reshape(b, t, -1)
+        return out
 
 
 class _AddBias(nn.Module):
@@ -73,8 +69,9 @@ class _AddBias(nn.Module):
 
 
 class BiLstmCrf(nn.Module):
-    """Sequence labeller. Inputs are word ids (batch, seq_len), char ids (batch, seq_len,
-    max_chars) and a bool mask (batch, seq_len) whose first column is all True."""
+    """Sequence labeller. Inputs: word ids (batch, seq_len); char ids of the batch's distinct
+    words (words, max_chars) with row 0 empty; ``char_index`` (batch, seq_len) into those rows;
+    a bool mask (batch, seq_len) whose first column is all True."""
 
     def __init__(
         self,
@@ -143,30 +140,33 @@ class BiLstmCrf(nn.Module):
             x = x + self.pretrained[words]
         return x
 
-    def emissions(self, words: torch.Tensor, chars: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def emissions(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-token tag scores, shape (batch, seq_len, num_tags)."""
         x = self.embed_words(words)
         if self.chars is not None:
-            x = torch.cat([x, self.chars(chars)], dim=2)
+            x = torch.cat([x, self.chars(chars)[char_index]], dim=2)
         x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
-        lengths = mask.sum(1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        lengths = mask.sum(1)
+        if bool((lengths == words.shape[1]).all()):  # no padding: skip packing
+            out, _ = self.rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
         return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
 
-    def loss(self, words, chars, mask, tags) -> torch.Tensor:
+    def loss(self, words, chars, char_index, mask, tags) -> torch.Tensor:
         """Mean negative log-likelihood of the gold tags over the batch's sentences."""
-        em = self.emissions(words, chars, mask)
+        em = self.emissions(words, chars, char_index, mask)
         return -self.crf(em, tags, mask=mask, reduction="mean")
 
     def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(start, end, transitions)`` including the constraint masks."""
         return self.crf.start_transitions, self.crf.end_transitions, self.crf.transitions
 
-    def decode(self, words, chars, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, words, chars, char_index, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Viterbi tags (batch, seq_len) and the emissions they came from."""
-        em = self.emissions(words, chars, mask)
+        em = self.emissions(words, chars, char_index, mask)
         start, end, trans = self.transition_scores()
         tags, _ = viterbi(em, mask, start, end, trans)
         return tags, em

@@ -16,7 +16,7 @@ import torch
 
 from . import __version__
 from . import tags as tagmod
-from .batching import Encoder, bucket_batches
+from .batching import Encoder
 from .checkpoint import ModelBundle, save_model
 from .config import Config
 from .conll import Corpus
@@ -172,9 +172,9 @@ def train(
             model.train()
             e0 = time.monotonic()
             total, n = 0.0, 0
-            for batch in bucket_batches(train_items, tc.batch_size, shuffle=True, rng=rng):
+            for batch in encoder.batches(train_items, tc.batch_size, shuffle=True, rng=rng):
                 opt.zero_grad(set_to_none=True)
-                loss = model.loss(batch.words, batch.chars, batch.mask, batch.tags)
+                loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
                 loss.backward()
                 if tc.clip:
                     torch.nn.utils.clip_grad_norm_(params, tc.clip)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from nertool.embeddings import load_text_vectors, load_vectors
+from nertool.errors import DataFormatError, NertoolError
+
+
+def test_glove_text_without_header(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("the 0.1 0.2 0.3\nparis 1 2 3\n")
+    words, vecs = load_text_vectors(p)
+    assert words == ["the", "paris"] and vecs.shape == (2, 3) and vecs.dtype == np.float32
+
+
+def test_word2vec_text_with_header(tmp_path):
+    p = tmp_path / "w.txt"
+    p.write_text("2 2\nthe 0.1 0.2\nparis 1 2\n")
+    words, vecs = load_text_vectors(p)
+    assert words == ["the", "paris"] and vecs.shape == (2, 2)
+
+
+def test_wrong_dimension_names_the_line(tmp_path):
+    p = tmp_path / "g.txt"
+    p.write_text("the 0.1 0.2 0.3\nparis 1 2\n")
+    with pytest.raises(DataFormatError) as e:
+        load_text_vectors(p)
+    assert e.value.line == 2 and "expected 3" in str(e.value)
+
+
+def test_missing_embeddings():
+    with pytest.raises(NertoolError, match="glove-6b-50d"):
+        load_vectors("/nonexistent/vectors.txt")
+
+
+def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
+    """A word absent from training but present in the vectors gets its pretrained vector."""
+    import torch
+
+    from nertool.config import Config
+    from nertool.conll import load_corpus
+    from nertool.train import build_bundle, SilentReporter
+
+    p = tmp_path / "v.txt"
+    p.write_text("paris 1 0 0 0\nzanzibar 0 1 0 0\n")
+    corpus = load_corpus(tiny_corpus["train"])
+    cfg = Config(model=Config().model.replace(embeddings=str(p)))
+    bundle = build_bundle(cfg, corpus, SilentReporter())
+    [[zid, pid]] = bundle.words.encode([["Zanzibar", "Paris"]])
+    assert zid >= bundle.words.n_tuned > pid > 1
+    bundle.model.eval()
+    vec = bundle.model.embed_words(torch.tensor([[zid, pid]]))
+    assert torch.equal(vec[0, 0], torch.tensor([0.0, 1, 0, 0]))
+    assert torch.equal(vec[0, 1], torch.tensor([1.0, 0, 0, 0]))  # tuned part starts at zero
