@@ -125,3 +125,21 @@ def load_state_safely(path: str | Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError and others
         raise ModelError(f"{path}: refused to load: not a weights-only torch file ({type(e).__name__})") from None
+
+
+BUNDLED_DIR = Path(__file__).parent / "models"
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A model path: an existing path as given, else a bundled model of that name."""
+    p = Path(name)
+    if p.exists():
+        return p
+    if isinstance(name, str) and (BUNDLED_DIR / name / "config.json").is_file():
+        return BUNDLED_DIR / name
+    avail = ", ".join(bundled_models()) or "none installed"
+    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")

@@ -55,3 +55,82 @@ def viterbi(
         cur = torch.where(lengths > t + 1, prev, cur)
         tags[:, t] = cur
     return tags, best_score
+
+
+def forward_backward(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward and backward log-scores and the log partition function.
+
+    Returns ``(alpha, beta, log_z)``: (batch, seq_len, num_tags) twice and (batch,).
+    ``alpha[b, t, j]`` sums the paths over positions ``0..t`` ending in ``j`` (emission at ``t``
+    included); ``beta[b, t, j]`` sums the continuations after ``t`` from ``j`` to the end (end
+    score included). Token marginals are ``exp(alpha + beta - log_z)``.
+    """
+    batch, seq_len, num_tags = emissions.shape
+    lengths = mask.long().sum(1)  # shape: (batch,)
+    trans = transitions.unsqueeze(0)  # shape: (1, num_tags, num_tags)
+    a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
+    alphas = [a]
+    for t in range(1, seq_len):
+        nxt = torch.logsumexp(a.unsqueeze(2) + trans, dim=1) + emissions[:, t]
+        a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
+        alphas.append(a)
+    log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
+    b = end.unsqueeze(0).expand(batch, num_tags)
+    betas = [b]
+    for t in range(seq_len - 2, -1, -1):
+        # shape: (batch, num_tags_here)
+        nxt = torch.logsumexp(trans + (emissions[:, t + 1] + b).unsqueeze(1), dim=2)
+        b = torch.where((lengths > t + 1).unsqueeze(1), nxt, end.unsqueeze(0).expand(batch, num_tags))
+        betas.append(b)
+    betas.reverse()
+    return torch.stack(alphas, 1), torch.stack(betas, 1), log_z
+
+
+def marginals(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
+) -> torch.Tensor:
+    """Posterior probability of every tag at every position, (batch, seq_len, num_tags);
+    zero past each sentence's end."""
+    alpha, beta, log_z = forward_backward(emissions, mask, start, end, transitions)
+    p = torch.exp(alpha + beta - log_z.view(-1, 1, 1))
+    return p * mask.unsqueeze(2).to(p.dtype)
+
+
+def nbest_viterbi(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best tag sequences of every sentence, best first.
+
+    Returns ``(tags, scores)``: (batch, k, seq_len) and (batch, k). A sentence with fewer than
+    ``k`` sequences pads with score ``-inf``.
+    """
+    batch, seq_len, num_tags = emissions.shape
+    neg_inf = float("-inf")
+    # score[b, j, r]: r-th best score of a prefix ending in tag j
+    score = torch.full((batch, num_tags, k), neg_inf, device=emissions.device, dtype=emissions.dtype)
+    score[:, :, 0] = start.unsqueeze(0) + emissions[:, 0]
+    history: list[torch.Tensor] = []
+    for t in range(1, seq_len):
+        # shape: (batch, prev_tag, rank, next_tag) -> (batch, prev_tag * rank, next_tag)
+        cand = (score.unsqueeze(3) + transitions.view(1, num_tags, 1, num_tags)).reshape(batch, num_tags * k, num_tags)
+        best, idx = cand.topk(k, dim=1)  # shape: (batch, k, next_tag)
+        best = best.transpose(1, 2) + emissions[:, t].unsqueeze(2)  # shape: (batch, next_tag, k)
+        idx = idx.transpose(1, 2)  # shape: (batch, next_tag, k), flat (prev_tag * k + rank)
+        keep = mask[:, t].view(batch, 1, 1)
+        score = torch.where(keep, best, score)
+        # on padded steps, point each (tag, rank) back at itself
+        ident = (torch.arange(num_tags, device=emissions.device).view(1, num_tags, 1) * k
+                 + torch.arange(k, device=emissions.device).view(1, 1, k)).expand(batch, num_tags, k)
+        history.append(torch.where(keep, idx, ident))
+    final = (score + end.view(1, num_tags, 1)).reshape(batch, num_tags * k)
+    top, flat = final.topk(min(k, num_tags * k), dim=1)  # shape: (batch, k)
+    tags = torch.zeros(batch, k, seq_len, dtype=torch.long, device=emissions.device)
+    cur = flat  # flat (tag * k + rank) at the last position
+    tags[:, :, seq_len - 1] = torch.div(cur, k, rounding_mode="floor")
+    for t in range(seq_len - 2, -1, -1):
+        prev = history[t].reshape(batch, num_tags * k).gather(1, cur)
+        cur = prev
+        tags[:, :, t] = torch.div(cur, k, rounding_mode="floor")
+    return tags, top

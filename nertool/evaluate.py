@@ -98,9 +98,9 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """Load a model and score it on a labelled file; predictions are compared in the file's scheme."""
     from . import conll
-    from .checkpoint import load_model
+    from .checkpoint import load_model, resolve_model
 
-    bundle = load_model(model)
+    bundle = load_model(resolve_model(model))
     check = bundle.scheme != "none"
     sents = conll.read_file(data, fmt, token_column, tag_column, tag_field, encoding, check_tags=check)
     if not sents:

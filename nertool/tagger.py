@@ -1,0 +1,219 @@
+"""Tagger: load a model, tag raw text or token lists; spans with character offsets and CRF
+confidences (marginal probabilities), optional n-best label sequences."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from . import tags as tagmod
+from .batching import Encoder
+from .checkpoint import ModelBundle, load_model, resolve_model
+from .decoding import forward_backward, nbest_viterbi, viterbi
+from .errors import NertoolError
+from .text import Token, split_sentences, tokenize
+
+
+@dataclass(frozen=True)
+class Span:
+    """An entity (or chunk): ``doc.text[start:end] == text``; ``score`` is its CRF marginal
+    probability (the probability, under the model, that exactly this span carries this label)."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+    token_start: int
+    token_end: int  # exclusive
+
+
+@dataclass
+class Doc:
+    """A tagged text: tokens with offsets, one tag per token, spans, and per-token confidences."""
+
+    text: str
+    tokens: list[Token]
+    tags: list[str]
+    spans: list[Span]
+    token_scores: list[float]  # marginal probability of each token's predicted tag
+    sentences: list[tuple[int, int]] = field(default_factory=list)  # token ranges
+    nbest: list[list[tuple[list[str], float]]] | None = None  # per sentence: (tags, probability)
+
+
+@dataclass
+class SentenceResult:
+    tags: list[str]  # in the model's corpus scheme
+    chunks: list[tuple[str, int, int, float]]  # (label, token_start, token_end, probability)
+    token_scores: list[float]
+    marginals: list[dict[str, float]] | None = None
+    nbest: list[tuple[list[str], float]] | None = None
+
+
+class Tagger:
+    """Tags text with a trained model directory (or a bundled model name such as ``en``)."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256, threads: int = 0):
+        self.bundle = bundle
+        self.device = _device(device)
+        self.batch_size = batch_size
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = bundle.model.to(self.device).eval()
+        self.encoder = Encoder(bundle.words, bundle.chars, self.model.config.max_word_chars)
+        self.labels = self.model.labels
+        self.scheme = bundle.scheme
+        self.internal = bundle.internal_scheme
+        start, end, trans = self.model.transition_scores()
+        self._trans = (start.detach(), end.detach(), trans.detach())
+        self._continue = self._continuations()
+
+    @classmethod
+    def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
+        """Load a model directory, or a bundled model by name."""
+        return cls(load_model(resolve_model(model)), device, batch_size, threads)
+
+    # -- public API ---------------------------------------------------------------------------
+    def __call__(self, text: str, nbest: int = 0) -> Doc:
+        return next(self.pipe([text], nbest=nbest))
+
+    def pipe(self, texts: Iterable[str], batch_size: int | None = None, nbest: int = 0, scores: bool = True) -> Iterator[Doc]:
+        """Tag a stream of texts, batching sentences across texts; yields one Doc per text."""
+        batch_size = batch_size or self.batch_size
+        pending: list[tuple[str, list[list[Token]]]] = []
+        n_sents = 0
+        for text in texts:
+            sents = split_sentences(tokenize(text), text)
+            pending.append((text, sents))
+            n_sents += len(sents)
+            if n_sents >= batch_size:
+                yield from self._docs(pending, nbest, scores)
+                pending, n_sents = [], 0
+        if pending:
+            yield from self._docs(pending, nbest, scores)
+
+    def tag_tokens(self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True) -> list[Doc]:
+        """Tag pre-tokenised sentences; each Doc's text is the tokens joined by single spaces."""
+        docs = []
+        results = self.tag_sentences(sentences, nbest=nbest, scores=scores)
+        for toks, r in zip(sentences, results):
+            tokens, pos = [], 0
+            for t in toks:
+                tokens.append(Token(t, pos, pos + len(t)))
+                pos += len(t) + 1
+            text = " ".join(toks)
+            docs.append(self._doc(text, [tokens], [r]))
+        return docs
+
+    def tag_sentences(
+        self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True, marginals: bool = False
+    ) -> list[SentenceResult]:
+        """Low-level: tag token lists; results in input order."""
+        for i, s in enumerate(sentences):
+            if len(s) == 0:
+                raise NertoolError(f"sentence {i + 1} has no tokens")
+            for t in s:
+                if not t or any(c.isspace() for c in t):
+                    raise NertoolError(f"sentence {i + 1}: token {t!r} is empty or contains whitespace")
+        items = self.encoder.encode(sentences)
+        out: list[SentenceResult | None] = [None] * len(items)
+        with torch.inference_mode():
+            for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50):
+                batch = batch.to(self.device)
+                em = self.model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
+                start, end, trans = self._trans
+                best, _ = viterbi(em, batch.mask, start, end, trans)
+                lengths = batch.mask.sum(1).tolist()
+                best_rows = best.tolist()
+                alpha = beta = log_z = None
+                if scores or marginals or nbest:
+                    alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
+                    post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
+                    tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
+                if nbest:
+                    nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
+                    nb_tags, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
+                for r, i in enumerate(batch.index):
+                    n = lengths[r]
+                    ids = best_rows[r][:n]
+                    res = SentenceResult(self._out_tags(ids), [], tok_p[r][:n] if alpha is not None else [1.0] * n)
+                    if self.scheme != "none":
+                        for label, s, e in tagmod.chunks([self.labels[j] for j in ids], self.internal):
+                            p = self._span_prob(em[r], alpha[r], beta[r], log_z[r], ids, s, e, n) if alpha is not None else 1.0
+                            res.chunks.append((label, s, e, p))
+                    if marginals:
+                        res.marginals = [dict(zip(self.labels, row)) for row in post[r, :n].tolist()]
+                    if nbest:
+                        res.nbest = [
+                            (self._out_tags(nb_tags[r][k][:n]), nb_probs[r][k])
+                            for k in range(nbest)
+                            if nb_probs[r][k] > 0 and not math.isnan(nb_probs[r][k])
+                        ]
+                    out[i] = res
+        return out  # type: ignore[return-value]
+
+    # -- internals ----------------------------------------------------------------------------
+    def _out_tags(self, ids: Sequence[int]) -> list[str]:
+        seq = [self.labels[j] for j in ids]
+        if self.scheme not in ("none", self.internal):
+            seq = tagmod.convert(seq, self.internal, self.scheme)
+        return seq
+
+    def _continuations(self) -> dict[int, list[int]]:
+        """For IOB-style internal schemes: label ids that would extend a chunk ending in label i."""
+        cont: dict[int, list[int]] = {}
+        if self.internal in ("IOB1", "IOB2"):
+            index = {l: j for j, l in enumerate(self.labels)}
+            for i, l in enumerate(self.labels):
+                p, t = tagmod.split_tag(l)
+                if p in "BI" and f"I-{t}" in index:
+                    cont[i] = [index[f"I-{t}"]]
+        return cont
+
+    def _span_prob(self, em, alpha, beta, log_z, ids, s, e, n) -> float:
+        """P(tokens s..e-1 carry exactly these labels and the chunk ends at e)."""
+        _, _, trans = self._trans
+        path = alpha[s, ids[s]]
+        for t in range(s + 1, e):
+            path = path + trans[ids[t - 1], ids[t]] + em[t, ids[t]]
+        p = torch.exp(path + beta[e - 1, ids[e - 1]] - log_z)
+        if e < n:
+            for c in self._continue.get(ids[e - 1], []):
+                p = p - torch.exp(path + trans[ids[e - 1], c] + em[e, c] + beta[e, c] - log_z)
+        return float(p.clamp(0.0, 1.0))
+
+    def _docs(self, pending, nbest, scores) -> Iterator[Doc]:
+        flat = [[t.text for t in s] for _, sents in pending for s in sents]
+        results = iter(self.tag_sentences(flat, nbest=nbest, scores=scores) if flat else [])
+        for text, sents in pending:
+            yield self._doc(text, sents, [next(results) for _ in sents])
+
+    def _doc(self, text: str, sents: list[list[Token]], results: list[SentenceResult]) -> Doc:
+        tokens: list[Token] = []
+        tags: list[str] = []
+        spans: list[Span] = []
+        probs: list[float] = []
+        ranges = []
+        for sent, r in zip(sents, results):
+            base = len(tokens)
+            for label, s, e, p in r.chunks:
+                a, b = sent[s].start, sent[e - 1].end
+                spans.append(Span(text[a:b], label, a, b, p, base + s, base + e))
+            ranges.append((base, base + len(sent)))
+            tokens.extend(sent)
+            tags.extend(r.tags)
+            probs.extend(r.token_scores)
+        nb = [r.nbest for r in results] if results and results[0].nbest is not None else None
+        return Doc(text, tokens, tags, spans, probs, ranges, nb)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NertoolError(f"unknown device {name!r}; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NertoolError(f"device {name!r} requested but CUDA is not available on this machine")
+    return dev
