@@ -223,6 +223,115 @@ def evaluate_cmd(
     out.print(f"token accuracy {100 * r['accuracy']:.2f}")
 
 
+class InputFormat(str, Enum):
+    text = "text"
+    lines = "lines"
+    tokens = "tokens"
+    conll = "conll"
+
+
+class OutputFormat(str, Enum):
+    jsonl = "jsonl"
+    conll = "conll"
+    inline = "inline"
+
+
+@app.command("tag")
+@_user_errors
+def tag_cmd(
+    model_or_input: Annotated[str, typer.Argument(metavar="[MODEL] INPUT", help="Model directory, exported .pt file or bundled name (default: en).")],
+    input_path: Annotated[Optional[str], typer.Argument(metavar="", help="Input file, or - for stdin.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.", dir_okay=False)] = None,
+    input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="text: paragraphs split into sentences; lines: one sentence per line; tokens: one pre-tokenised sentence per line; conll: columns.")] = InputFormat.text,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl (tokens, tags, spans with offsets and scores), conll, or inline markup.")] = OutputFormat.jsonl,
+    nbest: Annotated[int, typer.Option(help="Also output the K best label sequences with probabilities (jsonl).", min=0)] = 0,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 256,
+    threads: Annotated[int, typer.Option(help="Torch CPU threads (0: default).", min=0)] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    token_column: Annotated[int, typer.Option(help="Token column for --input-format conll.")] = 0,
+    encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
+    no_scores: Annotated[bool, typer.Option("--no-scores", help="Skip confidences (faster).")] = False,
+):
+    """Tag a text file (or stdin) with a model; writes one result per sentence.
+
+    Examples:
+      nertool tag notes.txt                                   # bundled English model, JSONL
+      cat notes.txt | nertool tag runs/en - --format inline
+      nertool tag runs/en test.conll --input-format conll --format conll
+      nertool tag runs/en big.txt --nbest 3 -o big.jsonl
+    """
+    from .fileio import atomic_write
+    from .inputs import open_input, read_units
+    from .output import render
+    from .tagger import Tagger
+
+    model, src = ("en", model_or_input) if input_path is None else (model_or_input, input_path)
+    if nbest and fmt != OutputFormat.jsonl:
+        raise NertoolError("--nbest needs --format jsonl")
+    tagger = Tagger.load(model, device=device, batch_size=batch_size, threads=threads)
+    stream, name, size = open_input(src)
+    units = read_units(stream, name, input_format.value, encoding, token_column)
+    results = render(tagger, units, fmt.value, nbest=nbest, batch_size=batch_size, scores=not no_scores)
+
+    def write_all(sink):
+        if size and err.is_terminal:
+            from rich.progress import Progress
+
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task(f"tagging {name}", total=size)
+                for unit, text in results:
+                    sink.write(text)
+                    progress.update(task, completed=stream.tell())
+        else:
+            for _, text in results:
+                sink.write(text)
+
+    try:
+        if output is not None:
+            with atomic_write(output) as f:
+                write_all(f)
+        else:
+            write_all(sys.stdout)
+            sys.stdout.flush()
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+@app.command("info")
+@_user_errors
+def info_cmd(
+    model: Annotated[str, typer.Argument(help="Model directory, exported file or bundled name.")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model's config.json as is.")] = False,
+):
+    """Show a model's labels, scheme, sizes, training corpus and scores.
+
+    Example:
+      nertool info runs/en
+    """
+    from .checkpoint import read_config, resolve_model
+
+    c = read_config(resolve_model(model))
+    if as_json:
+        out.print(json.dumps(c, indent=2), soft_wrap=True, markup=False, highlight=False)
+        return
+    t = Table(title=f"model {model}", show_header=False)
+    m = c["model"]
+    t.add_row("labels", " ".join(c["labels"]))
+    t.add_row("scheme", f"{c['scheme']} (internally {c['internal_scheme']})")
+    t.add_row("words", f"{c['n_words']} ({c['n_tuned']} from training), {c['n_chars']} characters")
+    t.add_row("network", f"{m['rnn']} {m['num_layers']}x{m['hidden_size']} per direction, char {m['char_encoder']}, "
+                         f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)")
+    corpus = c.get("corpus") or {}
+    if corpus:
+        t.add_row("corpus", ", ".join(f"{k}={v}" for k, v in corpus.items() if v))
+    for split, s in (c.get("scores") or {}).items():
+        if isinstance(s, dict):
+            t.add_row(f"{split} scores", ", ".join(f"{k} {100 * v:.2f}" for k, v in s.items() if isinstance(v, float)))
+    t.add_row("nertool", c.get("nertool_version", "?"))
+    out.print(t)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,162 @@
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nertool.decoding import constraint_bias, forward_backward, marginals, nbest_viterbi
+from nertool.tagger import Tagger
+from nertool.tags import is_valid
+from nertool.text import sentences, tokenize
+
+LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+
+
+@settings(max_examples=300)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
+def test_token_offsets_round_trip_any_unicode(text):
+    for sent in sentences(text):
+        assert sent
+        for tok in sent:
+            assert text[tok.start : tok.end] == tok.text and tok.text.strip()
+
+
+def test_offsets_with_combining_marks_emoji_cjk_crlf():
+    text = "Jose\u0301 met 👍🏽 in 東京\r\n\tParis.\r\nDone"
+    toks = tokenize(text)
+    assert [text[t.start : t.end] for t in toks] == [t.text for t in toks]
+    assert "Jose\u0301" in [t.text for t in toks] and "Paris" in [t.text for t in toks]
+
+
+def brute(em, start, end, trans, n, allowed):
+    k = em.shape[1]
+    out = []
+    for path in itertools.product(range(k), repeat=n):
+        if not allowed(path):
+            continue
+        s = start[path[0]] + em[0, path[0]] + end[path[-1]]
+        for t in range(1, n):
+            s = s + trans[path[t - 1], path[t]] + em[t, path[t]]
+        out.append((float(s), path))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_marginals_and_nbest_equal_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    k, lengths = len(LABELS), [4, 2, 3]
+    t = max(lengths)
+    em = torch.randn(len(lengths), t, k, generator=g, dtype=torch.float64)
+    start, end, trans = (torch.randn(k, generator=g, dtype=torch.float64), torch.randn(k, generator=g, dtype=torch.float64),
+                         torch.randn(k, k, generator=g, dtype=torch.float64))
+    bs, be, bt = (b.double() for b in constraint_bias("BIOES", LABELS))
+    start, end, trans = start + bs, end + be, trans + bt
+    mask = torch.arange(t).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    marg = marginals(em, mask, start, end, trans)
+    _, _, log_z = forward_backward(em, mask, start, end, trans)
+    top_tags, top_scores = nbest_viterbi(em, mask, start, end, trans, 3)
+    for b, n in enumerate(lengths):
+        allowed = lambda p: is_valid([LABELS[i] for i in p], "BIOES")  # noqa: E731
+        paths = brute(em[b], start, end, trans, n, allowed)
+        z = torch.logsumexp(torch.tensor([s for s, _ in paths]), 0)
+        assert log_z[b].item() == pytest.approx(z.item(), abs=1e-6)
+        expect = torch.zeros(n, k, dtype=torch.float64)
+        for s, p in paths:
+            for i, tag in enumerate(p):
+                expect[i, tag] += torch.exp(torch.tensor(s) - z)
+        assert torch.allclose(marg[b, :n], expect, atol=1e-6)
+        assert torch.allclose(marg[b, :n].sum(1), torch.ones(n, dtype=torch.float64))
+        paths.sort(reverse=True)
+        for r in range(3):
+            assert top_tags[b, r, :n].tolist() == list(paths[r][1])
+            assert top_scores[b, r].item() == pytest.approx(paths[r][0], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_model):
+    return Tagger.load(str(tiny_model))
+
+
+def test_tagger_spans_offsets_and_scores(tagger):
+    text = "Anna Berg visited New York on Monday .\r\n\r\nAcme Corp opened an office in Oslo ."
+    doc = tagger(text)
+    assert doc.spans and all(text[s.start : s.end] == s.text for s in doc.spans)
+    assert all(0.0 <= s.score <= 1.0 for s in doc.spans)
+    assert ("Anna Berg", "PER") in [(s.text, s.label) for s in doc.spans]
+    assert len(doc.tags) == len(doc.tokens) == len(doc.token_scores)
+    assert is_valid(doc.tags, "IOB2")
+
+
+def test_span_score_is_the_marginal_of_the_span(tagger):
+    """For a one-token span in BIOES, the span probability is the marginal of S-X at that token."""
+    [res] = tagger.tag_sentences([["Tom", "visited", "Oslo", "."]], marginals=True)
+    for label, s, e, p in res.chunks:
+        if e - s == 1:
+            assert p == pytest.approx(res.marginals[s][f"S-{label}"], abs=1e-5)
+    assert all(sum(m.values()) == pytest.approx(1.0, abs=1e-5) for m in res.marginals)
+
+
+def test_nbest_probabilities(tagger):
+    [res] = tagger.tag_sentences([["Maria", "Lopez", "works", "for", "FIFA", "."]], nbest=4)
+    probs = [p for _, p in res.nbest]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    assert res.nbest[0][0] == res.tags
+
+
+def test_pipe_and_tag_tokens(tagger):
+    docs = list(tagger.pipe(["Tom visited Paris .", "", "FIFA opened an office in Lagos ."], batch_size=1))
+    assert len(docs) == 3 and docs[1].tokens == []
+    [doc] = tagger.tag_tokens([["Olga", "works", "for", "UNESCO"]])
+    assert doc.text == "Olga works for UNESCO" and len(doc.tags) == 4
+
+
+def test_ten_thousand_token_sentence(tagger):
+    toks = ("Tom visited Paris and".split() * 2500)
+    [res] = tagger.tag_sentences([toks])
+    assert len(res.tags) == 10_000
+
+
+def run_cli(args, stdin=None):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_stdin_stdout_every_format(tiny_model, tiny_corpus, tmp_path):
+    text = "Anna Berg visited New York on Monday .\nAcme Corp opened an office in Oslo .\n"
+    r = run_cli(["tag", str(tiny_model), "-", "--nbest", "2"], stdin=text)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(recs) == 2
+    for rec in recs:
+        assert len(rec["tokens"]) == len(rec["tags"]) == len(rec["offsets"])
+        for s in rec["spans"]:
+            assert rec["text"][s["start"] : s["end"]] == s["text"]
+        assert rec["nbest"][0]["tags"] == rec["tags"]
+    r = run_cli(["tag", str(tiny_model), "-", "--format", "inline", "--input-format", "lines"], stdin=text)
+    assert r.returncode == 0 and "[Anna Berg](PER)" in r.stdout
+    out = tmp_path / "pred.conll"
+    r = run_cli(["tag", str(tiny_model), str(tiny_corpus["test"]), "--input-format", "conll", "--format", "conll", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    from nertool.conll import read_conll
+
+    pred = read_conll(out)  # parses back: input columns + predicted tag
+    gold = read_conll(tiny_corpus["test"])
+    assert [t for t, _ in pred] == [t for t, _ in gold]
+    assert all(len(l.split()) == 4 for l in out.read_text().splitlines() if l)
+
+
+def test_cli_tag_errors(tiny_model, tmp_path):
+    r = run_cli(["tag", str(tiny_model), str(tmp_path / "missing.txt")])
+    assert r.returncode == 2 and "missing.txt" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("fine line\nbad \xff line\n".encode("latin-1"))
+    r = run_cli(["tag", str(tiny_model), str(bad)])
+    assert r.returncode == 2 and f"{bad}:2:" in r.stderr
+    r = run_cli(["tag", str(tiny_model), "-", "--device", "cuda"], stdin="x\n")
+    if not torch.cuda.is_available():
+        assert r.returncode == 2 and "CUDA is not available" in r.stderr
