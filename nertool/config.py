@@ -105,6 +105,7 @@ class TrainConfig(_Strict):
     threads: int = 0  # torch threads; 0 leaves torch's default
     eval_batch_size: int = 512
     dev_fraction: float = 0.0  # hold out this part of train as dev when no dev set is given
+    ema: float = 0.999  # decay of the exponential moving average of the weights used for dev/test/save; 0 disables
 
     def __post_init__(self):
         _choice("train.optimizer", self.optimizer, ("adam", "sgd"))
@@ -113,6 +114,8 @@ class TrainConfig(_Strict):
             _positive(f"train.{name}", getattr(self, name))
         for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction"):
             _positive(f"train.{name}", getattr(self, name), allow_zero=True)
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"train.ema must be in [0, 1), got {self.ema}")
         if self.dev_fraction >= 1:
             raise ConfigError(f"train.dev_fraction must be below 1, got {self.dev_fraction}")
 

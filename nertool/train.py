@@ -27,6 +27,32 @@ from .model import BiLstmCrf
 from .vocab import CharVocab, WordVocab
 
 
+class WeightAverage:
+    """Exponential moving average of a model's parameters; ``swap()`` puts the averages in place
+    for evaluation and saving."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = model
+        self.decay = decay
+        self.tensors = [p.data for p in model.parameters()]
+        self.shadow = [t.detach().clone() for t in self.tensors]
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))  # short warm-up
+        torch._foreach_lerp_(self.shadow, [t.detach() for t in self.tensors], 1 - d)
+
+    def swap(self) -> None:
+        """Exchange the live weights and the averages (call twice to undo)."""
+        with torch.no_grad():
+            for live, avg in zip(self.tensors, self.shadow):
+                tmp = live.clone()
+                live.copy_(avg)
+                avg.copy_(tmp)
+
+
 class Reporter(Protocol):
     def start(self, epochs: int, steps_per_epoch: int) -> None: ...
     def step(self, epoch: int, loss: float) -> None: ...
@@ -159,6 +185,7 @@ def train(
         opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
 
+    ema = WeightAverage(model, tc.ema) if tc.ema else None
     steps = math.ceil(len(train_items) / tc.batch_size)
     reporter.start(tc.epochs, steps)
     metrics_path = out / "metrics.jsonl"
@@ -179,6 +206,8 @@ def train(
                 if tc.clip:
                     torch.nn.utils.clip_grad_norm_(params, tc.clip)
                 opt.step()
+                if ema is not None:
+                    ema.update()
                 total += loss.item() * len(batch.index)
                 n += len(batch.index)
                 reporter.step(epoch, loss.item())
@@ -189,6 +218,8 @@ def train(
                 "lr": opt.param_groups[0]["lr"],
                 "epoch_seconds": round(time.monotonic() - e0, 2),
             }
+            if ema is not None:
+                ema.swap()  # evaluate and save the averaged weights
             if dev_sents:
                 dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size)
                 record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
@@ -205,6 +236,8 @@ def train(
                 save_model(out, bundle)
             else:
                 bad_epochs += 1
+            if ema is not None:
+                ema.swap()
             record["best"] = improved
             history.append(record)
             with metrics_path.open("a", encoding="utf-8") as f:

@@ -1,0 +1,84 @@
+"""Tagging speed: CoNLL-2003 test set (pre-tokenised) and a large raw text file, tokens/s and
+peak memory. Run alone on an idle machine:
+
+    .venv/bin/python scripts/bench_tag.py MODEL [--threads 2] [--raw-mb 50]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", nargs="?", default="en")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--raw-mb", type=float, default=20.0, help="size of the generated raw text file")
+    args = ap.parse_args()
+
+    from nertool.conll import read_conll
+    from nertool.inputs import read_units
+    from nertool.output import render
+    from nertool.tagger import Tagger
+
+    torch.set_num_threads(args.threads)
+    tagger = Tagger.load(args.model, batch_size=args.batch_size)
+    sents = [t for t, _ in read_conll(TEST)]
+    n_tok = sum(map(len, sents))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads {args.threads}")
+    print(f"model: {args.model}; CoNLL-2003 test: {len(sents)} sentences, {n_tok} tokens")
+    tagger.tag_sentences(sents[:500])  # warm-up
+    for scores in (False, True):
+        best = float("inf")
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            tagger.tag_sentences(sents, scores=scores)
+            best = min(best, time.perf_counter() - t0)
+        what = "Viterbi + span/token marginals" if scores else "Viterbi only"
+        print(f"conll2003 test, {what}: {n_tok / best:,.0f} tokens/s, {len(sents) / best:,.0f} sentences/s ({best:.3f}s, best of {args.repeats})")
+
+    # a large raw text file, tagged as a stream through the same path as `nertool tag`
+    lines = [" ".join(s) for s in sents]
+    target = int(args.raw_mb * 1024 * 1024)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        size = 0
+        while size < target:
+            for i in range(0, len(lines), 8):
+                para = " ".join(lines[i : i + 8]) + "\n\n"
+                f.write(para)
+                size += len(para.encode())
+        path = f.name
+    try:
+        t0 = time.perf_counter()
+        n_raw = 0
+        with open(path, "rb") as stream, open(os.devnull, "w") as sink:
+            for unit, text in render(tagger, read_units(stream, path, "text"), "jsonl", batch_size=args.batch_size):
+                n_raw += len(unit.tokens)
+                sink.write(text)
+        dt = time.perf_counter() - t0
+        print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
+              f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
+    finally:
+        os.unlink(path)
+    print(f"peak memory (max RSS): {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
