@@ -66,7 +66,7 @@ def save_model(directory: str | Path, bundle: ModelBundle) -> None:
         "n_words": len(bundle.words),
         "n_tuned": m.n_tuned,
         "n_chars": len(bundle.chars),
-        "pretrained_dim": 0 if m.pretrained is None else int(m.pretrained.shape[1]),
+        "pretrained_dim": m.pretrained_dim,
         **{k: v for k, v in bundle.meta.items() if k not in ("model", "labels")},
     }
     atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")

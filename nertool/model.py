@@ -1,6 +1,7 @@
 """The Bi-LSTM-CRF network: word + character features -> Bi-LSTM -> emissions -> CRF.
 
-No I/O and no device handling here: the caller moves the module and its inputs.
+No I/O and no device handling here: the caller moves the module and its inputs. ``Emitter``
+(everything up to the emissions) is TorchScript-able; the CRF likelihood is pytorch-crf's.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class CharCNN(nn.Module):
         x = self.conv(x)[:, :, :c]  # shape: (words, filters, max_chars)
         x = x.masked_fill((chars == 0).unsqueeze(1), -1e4)
         x = x.max(2).values  # shape: (words, filters)
-        return x.masked_fill((chars[:, :1] == 0), 0.0)  # the empty (padding) word
+        return x.masked_fill(chars[:, :1] == 0, 0.0)  # the empty (padding) word
 
 
 class CharLSTM(nn.Module):
@@ -48,13 +49,76 @@ class CharLSTM(nn.Module):
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         # chars: (words, max_chars) -> (words, hidden)
         lengths = (chars != 0).sum(1)  # shape: (words,)
-        out = torch.zeros(chars.shape[0], self.out_dim, device=chars.device)
-        nonempty = lengths > 0
-        if bool(nonempty.any()):
-            packed = pack_padded_sequence(self.embed(chars[nonempty]), lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)  # h: (2, n, hidden/2)
-            out[nonempty] = torch.cat([h[0], h[1]], dim=1)
-        return out
+        # the empty word gets length 1 (a padding character) and a zero vector afterwards
+        packed = pack_padded_sequence(self.embed(chars), lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)  # h: (2, words, hidden/2)
+        out = torch.cat([h[0], h[1]], dim=1)
+        return out.masked_fill((lengths == 0).unsqueeze(1), 0.0)
+
+
+class NoChars(nn.Module):
+    out_dim = 0
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(chars.shape[0], 0, device=chars.device)
+
+
+class Emitter(nn.Module):
+    """Word ids (batch, seq_len), the batch's distinct words' char ids (words, max_chars) with row
+    0 empty, ``char_index`` (batch, seq_len) into those rows, and a bool mask (batch, seq_len)
+    -> tag scores (batch, seq_len, num_tags)."""
+
+    def __init__(self, config: ModelConfig, n_words: int, n_tuned: int, n_chars: int, n_labels: int, pretrained_dim: int = 0):
+        super().__init__()
+        dim = pretrained_dim or config.word_dim
+        self.n_tuned = n_tuned
+        self.word_dropout = float(config.word_dropout)
+        # Frozen pretrained vectors for every word id (zeros for words they lack), plus a trainable
+        # table for training words: a word seen in training is pretrained + tuned, a word known
+        # only to the pretrained vectors keeps its pretrained vector.
+        self.has_pretrained = pretrained_dim > 0
+        self.register_buffer("pretrained", torch.zeros(n_words if pretrained_dim else 1, dim))
+        self.tuned = nn.Embedding(n_tuned, dim, padding_idx=PAD_ID)
+        if config.char_encoder == "cnn":
+            self.chars = CharCNN(n_chars, config.char_dim, config.char_hidden, config.char_kernel)
+        elif config.char_encoder == "lstm":
+            self.chars = CharLSTM(n_chars, config.char_dim, config.char_hidden)
+        else:
+            self.chars = NoChars()
+        rnn_cls = nn.LSTM if config.rnn == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            dim + self.chars.out_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.emit = nn.Linear(2 * config.hidden_size, n_labels)
+
+    def embed_words(self, words: torch.Tensor) -> torch.Tensor:
+        # words: (batch, seq_len) -> (batch, seq_len, dim)
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
+            words = torch.where(drop & (words != PAD_ID), torch.full_like(words, UNK_ID), words)
+        tuned_ids = torch.where(words < self.n_tuned, words, torch.full_like(words, PAD_ID))
+        x = self.tuned(tuned_ids)
+        if self.has_pretrained:
+            x = x + self.pretrained[words]
+        return x
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.embed_words(words), self.chars(chars)[char_index]], dim=2)
+        x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
+        lengths = mask.sum(1)
+        if bool((lengths == words.shape[1]).all()):  # no padding: no packing needed
+            out, _ = self.rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out_packed, _ = self.rnn(packed)
+            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=words.shape[1])
+        return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
 
 
 class _AddBias(nn.Module):
@@ -69,9 +133,8 @@ class _AddBias(nn.Module):
 
 
 class BiLstmCrf(nn.Module):
-    """Sequence labeller. Inputs: word ids (batch, seq_len); char ids of the batch's distinct
-    words (words, max_chars) with row 0 empty; ``char_index`` (batch, seq_len) into those rows;
-    a bool mask (batch, seq_len) whose first column is all True."""
+    """Sequence labeller: an :class:`Emitter` and a pytorch-crf CRF, optionally constrained to
+    the transitions the tag scheme allows (in training and in decoding)."""
 
     def __init__(
         self,
@@ -85,79 +148,34 @@ class BiLstmCrf(nn.Module):
     ):
         super().__init__()
         self.config = config
-        self.n_tuned = n_tuned
         self.labels = list(labels)
-        dim = pretrained_dim or config.word_dim
-        # Frozen pretrained vectors for every word id (zeros for words they lack), plus a trainable
-        # table for training words: a word seen in training is pretrained + tuned, a word known
-        # only to the pretrained vectors keeps its pretrained vector.
-        if pretrained_dim:
-            self.register_buffer("pretrained", torch.zeros(n_words, dim))
-        else:
-            self.pretrained = None
-        self.tuned = nn.Embedding(n_tuned, dim, padding_idx=PAD_ID)
-        if config.char_encoder == "cnn":
-            self.chars = CharCNN(n_chars, config.char_dim, config.char_hidden, config.char_kernel)
-            char_out = self.chars.out_dim
-        elif config.char_encoder == "lstm":
-            self.chars = CharLSTM(n_chars, config.char_dim, config.char_hidden)
-            char_out = self.chars.out_dim
-        else:
-            self.chars = None
-            char_out = 0
-        rnn_cls = nn.LSTM if config.rnn == "lstm" else nn.GRU
-        self.rnn = rnn_cls(
-            dim + char_out,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            bidirectional=True,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(config.dropout)
-        self.emit = nn.Linear(2 * config.hidden_size, len(labels))
+        self.pretrained_dim = pretrained_dim
+        self.emitter = Emitter(config, n_words, n_tuned, n_chars, len(labels), pretrained_dim)
         self.crf = CRF(len(labels), batch_first=True)
         if config.constrain and scheme != "none":
             for name, bias in zip(("start_transitions", "end_transitions", "transitions"), constraint_bias(scheme, labels)):
                 parametrize.register_parametrization(self.crf, name, _AddBias(bias))
 
+    @property
+    def n_tuned(self) -> int:
+        return self.emitter.n_tuned
+
     def init_embeddings(self, pretrained: torch.Tensor | None, has_vector: torch.Tensor | None) -> None:
         """Copy pretrained vectors (n_words, dim) in; tuned rows start at 0 for words that have one."""
+        e = self.emitter
         with torch.no_grad():
             if pretrained is not None:
-                self.pretrained.copy_(pretrained)
-                self.tuned.weight[has_vector[: self.n_tuned]] = 0.0
-            self.tuned.weight[PAD_ID] = 0.0
+                e.pretrained.copy_(pretrained)
+                e.tuned.weight[has_vector[: e.n_tuned]] = 0.0
+            e.tuned.weight[PAD_ID] = 0.0
 
-    def embed_words(self, words: torch.Tensor) -> torch.Tensor:
-        # words: (batch, seq_len) -> (batch, seq_len, dim)
-        if self.training and self.config.word_dropout > 0:
-            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
-            words = torch.where(drop & (words != PAD_ID), torch.full_like(words, UNK_ID), words)
-        tuned_ids = torch.where(words < self.n_tuned, words, torch.full_like(words, PAD_ID))
-        x = self.tuned(tuned_ids)
-        if self.pretrained is not None:
-            x = x + self.pretrained[words]
-        return x
-
-    def emissions(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def emissions(self, words, chars, char_index, mask) -> torch.Tensor:
         """Per-token tag scores, shape (batch, seq_len, num_tags)."""
-        x = self.embed_words(words)
-        if self.chars is not None:
-            x = torch.cat([x, self.chars(chars)[char_index]], dim=2)
-        x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
-        lengths = mask.sum(1)
-        if bool((lengths == words.shape[1]).all()):  # no padding: skip packing
-            out, _ = self.rnn(x)
-        else:
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, _ = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
-        return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
+        return self.emitter(words, chars, char_index, mask)
 
     def loss(self, words, chars, char_index, mask, tags) -> torch.Tensor:
         """Mean negative log-likelihood of the gold tags over the batch's sentences."""
-        em = self.emissions(words, chars, char_index, mask)
+        em = self.emitter(words, chars, char_index, mask)
         return -self.crf(em, tags, mask=mask, reduction="mean")
 
     def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,7 +184,7 @@ class BiLstmCrf(nn.Module):
 
     def decode(self, words, chars, char_index, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Viterbi tags (batch, seq_len) and the emissions they came from."""
-        em = self.emissions(words, chars, char_index, mask)
+        em = self.emitter(words, chars, char_index, mask)
         start, end, trans = self.transition_scores()
         tags, _ = viterbi(em, mask, start, end, trans)
         return tags, em

@@ -48,6 +48,6 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
     [[zid, pid]] = bundle.words.encode([["Zanzibar", "Paris"]])
     assert zid >= bundle.words.n_tuned > pid > 1
     bundle.model.eval()
-    vec = bundle.model.embed_words(torch.tensor([[zid, pid]]))
+    vec = bundle.model.emitter.embed_words(torch.tensor([[zid, pid]]))
     assert torch.equal(vec[0, 0], torch.tensor([0.0, 1, 0, 0]))
     assert torch.equal(vec[0, 1], torch.tensor([1.0, 0, 0, 0]))  # tuned part starts at zero
