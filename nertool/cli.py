@@ -310,8 +310,10 @@ def info_cmd(
       nertool info runs/en
     """
     from .checkpoint import read_config, resolve_model
+    from .export import is_torchscript, read_metadata
 
-    c = read_config(resolve_model(model))
+    path = resolve_model(model)
+    c = read_metadata(path) if is_torchscript(path) else read_config(path)
     if as_json:
         out.print(json.dumps(c, indent=2), soft_wrap=True, markup=False, highlight=False)
         return
@@ -330,6 +332,26 @@ def info_cmd(
             t.add_row(f"{split} scores", ", ".join(f"{k} {100 * v:.2f}" for k, v in s.items() if isinstance(v, float)))
     t.add_row("nertool", c.get("nertool_version", "?"))
     out.print(t)
+
+
+@app.command("export")
+@_user_errors
+def export_cmd(
+    model: Annotated[str, typer.Argument(help="Model directory or bundled name.")],
+    output: Annotated[Path, typer.Argument(help="TorchScript file to write, e.g. tagger.pt.", dir_okay=False)],
+):
+    """Export a model to one self-contained TorchScript file (vocabularies, weights, Viterbi).
+
+    Load it anywhere with torch alone:
+      m = torch.jit.load("tagger.pt", map_location="cuda"); m.tag([["EU", "rejects", "German", "call"]])
+
+    Example:
+      nertool export runs/en tagger.pt
+    """
+    from .export import export
+
+    path = export(model, output)
+    err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
 
 
 def main() -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from . import tags as tagmod
-from .batching import Encoder
 from .checkpoint import ModelBundle
 
 MODES = ("default", "strict")
@@ -56,26 +53,15 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     }
 
 
-@torch.inference_mode()
-def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512, encoder: Encoder | None = None) -> list[list[str]]:
+def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512) -> list[list[str]]:
     """Viterbi tags of every sentence, in the corpus's own scheme."""
-    model = bundle.model
-    was_training = model.training
-    model.eval()
-    encoder = encoder or Encoder(bundle.words, bundle.chars, model.config.max_word_chars)
-    items = encoder.encode(sentences)
-    out: list[list[str] | None] = [None] * len(items)
-    labels = model.labels
-    for batch in encoder.batches(items, batch_size, max_tokens=batch_size * 40):
-        tags, _ = model.decode(batch.words, batch.chars, batch.char_index, batch.mask)
-        lengths = batch.mask.sum(1).tolist()
-        for row, i, n in zip(tags.tolist(), batch.index, lengths):
-            seq = [labels[j] for j in row[:n]]
-            if bundle.internal_scheme != bundle.scheme and bundle.scheme != "none":
-                seq = tagmod.convert(seq, bundle.internal_scheme, bundle.scheme)
-            out[i] = seq
-    model.train(was_training)
-    return out  # type: ignore[return-value]
+    from .tagger import Tagger
+
+    was_training = bundle.model.training
+    try:
+        return [r.tags for r in Tagger(bundle, batch_size=batch_size).tag_sentences(sentences, scores=False)]
+    finally:
+        bundle.model.train(was_training)
 
 
 def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512) -> dict[str, Any]:
@@ -98,9 +84,9 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """Load a model and score it on a labelled file; predictions are compared in the file's scheme."""
     from . import conll
-    from .checkpoint import load_model, resolve_model
+    from .export import load_any
 
-    bundle = load_model(resolve_model(model))
+    bundle = load_any(model)
     check = bundle.scheme != "none"
     sents = conll.read_file(data, fmt, token_column, tag_column, tag_field, encoding, check_tags=check)
     if not sents:

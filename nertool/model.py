@@ -14,8 +14,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchcrf import CRF
 
 from .config import ModelConfig
-from .decoding import constraint_bias, viterbi
-from .vocab import PAD_ID, UNK_ID
+from .decoding import constraint_bias
+from .vocab import PAD_ID
 
 
 class CharCNN(nn.Module):
@@ -101,8 +101,8 @@ class Emitter(nn.Module):
         # words: (batch, seq_len) -> (batch, seq_len, dim)
         if self.training and self.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.word_dropout
-            words = torch.where(drop & (words != PAD_ID), torch.full_like(words, UNK_ID), words)
-        tuned_ids = torch.where(words < self.n_tuned, words, torch.full_like(words, PAD_ID))
+            words = torch.where(drop & (words != 0), torch.full_like(words, 1), words)  # -> [UNK]
+        tuned_ids = torch.where(words < self.n_tuned, words, torch.zeros_like(words))  # [PAD] row is 0
         x = self.tuned(tuned_ids)
         if self.has_pretrained:
             x = x + self.pretrained[words]
@@ -181,10 +181,3 @@ class BiLstmCrf(nn.Module):
     def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(start, end, transitions)`` including the constraint masks."""
         return self.crf.start_transitions, self.crf.end_transitions, self.crf.transitions
-
-    def decode(self, words, chars, char_index, mask) -> tuple[torch.Tensor, torch.Tensor]:
-        """Viterbi tags (batch, seq_len) and the emissions they came from."""
-        em = self.emitter(words, chars, char_index, mask)
-        start, end, trans = self.transition_scores()
-        tags, _ = viterbi(em, mask, start, end, trans)
-        return tags, em

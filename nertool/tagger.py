@@ -10,7 +10,7 @@ import torch
 
 from . import tags as tagmod
 from .batching import Encoder
-from .checkpoint import ModelBundle, load_model, resolve_model
+from .checkpoint import ModelBundle
 from .decoding import forward_backward, nbest_viterbi, viterbi
 from .errors import NertoolError
 from .text import Token, split_sentences, tokenize
@@ -73,7 +73,10 @@ class Tagger:
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
         """Load a model directory, or a bundled model by name."""
-        return cls(load_model(resolve_model(model)), device, batch_size, threads)
+        from .export import load_any
+
+        _device(device)
+        return cls(load_any(model, device), device, batch_size, threads)
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(self, text: str, nbest: int = 0) -> Doc:
@@ -114,9 +117,8 @@ class Tagger:
         for i, s in enumerate(sentences):
             if len(s) == 0:
                 raise NertoolError(f"sentence {i + 1} has no tokens")
-            for t in s:
-                if not t or any(c.isspace() for c in t):
-                    raise NertoolError(f"sentence {i + 1}: token {t!r} is empty or contains whitespace")
+            if not all(s):
+                raise NertoolError(f"sentence {i + 1} has an empty token")
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
         with torch.inference_mode():

@@ -1,0 +1,243 @@
+"""Export a model to one self-contained TorchScript file: vocabularies, normalisation, weights,
+labels, constrained batched Viterbi and metadata. Loadable with plain ``torch.jit.load``."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import ModelBundle, load_model, resolve_model
+from .decoding import viterbi
+from .errors import ModelError
+from .fileio import atomic_write_bytes
+from .model import Emitter
+
+MAGIC = "nertool-torchscript"
+
+
+class ScriptTagger(nn.Module):
+    """Token strings in, tag strings out (``tag``); or tensors in, tag ids out (``forward``)."""
+
+    def __init__(self, bundle: ModelBundle, char_table: Dict[str, str]):
+        super().__init__()
+        m = bundle.model
+        self.emitter: Emitter = m.emitter
+        start, end, trans = (t.detach().clone() for t in m.transition_scores())
+        self.register_buffer("start", start)
+        self.register_buffer("end", end)
+        self.register_buffer("transitions", trans)
+        self.labels: List[str] = _output_labels(bundle)
+        self.word_index: Dict[str, int] = dict(bundle.words.tokenizer.get_vocab())
+        self.char_index: Dict[str, int] = dict(bundle.chars.index)
+        self.char_table: Dict[str, str] = char_table  # per-character normalisation (lower-casing, digits)
+        self.max_chars: int = m.config.max_word_chars
+        self.unk: int = 1
+        self.metadata: str = json.dumps(_metadata(bundle))
+
+    def forward(
+        self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Tensor entry point (see ``nertool.batching.Batch``): returns Viterbi tag ids
+        (batch, seq_len) and their path scores (batch,)."""
+        em = self.emitter(words, chars, char_index, mask)
+        return viterbi(em, mask, self.start, self.end, self.transitions)
+
+    @torch.jit.export
+    def code_points(self, word: str) -> List[str]:
+        """The characters of ``word`` (TorchScript strings index UTF-8 bytes, so decode by hand)."""
+        out: List[str] = []
+        i = 0
+        n = len(word)
+        while i < n:
+            lead = ord(word[i])
+            k = 1
+            if lead >= 0xF0:
+                k = 4
+            elif lead >= 0xE0:
+                k = 3
+            elif lead >= 0xC0:
+                k = 2
+            out.append(word[i : i + k])
+            i += k
+        return out
+
+    @torch.jit.export
+    def normalize(self, word: str) -> str:
+        out: List[str] = []
+        for c in self.code_points(word):
+            out.append(self.char_table.get(c, c))
+        return "".join(out)
+
+    @torch.jit.export
+    def encode(self, sentences: List[List[str]]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token lists -> (words, chars, char_index, mask) tensors on the module's device."""
+        b = len(sentences)
+        t = 1
+        for s in sentences:
+            t = max(t, len(s))
+        words = torch.zeros(b, t, dtype=torch.long)
+        char_index = torch.zeros(b, t, dtype=torch.long)
+        mask = torch.zeros(b, t, dtype=torch.bool)
+        rows: Dict[str, int] = {}
+        distinct: List[List[str]] = []
+        for i, s in enumerate(sentences):
+            for j, w in enumerate(s):
+                words[i, j] = self.word_index.get(self.normalize(w), self.unk)
+                mask[i, j] = True
+                r = rows.get(w)
+                if r is None:
+                    r = len(distinct) + 1
+                    rows[w] = r
+                    distinct.append(self.code_points(w)[: self.max_chars])
+                char_index[i, j] = r
+        width = 1
+        for cs in distinct:
+            width = max(width, len(cs))
+        chars = torch.zeros(len(distinct) + 1, width, dtype=torch.long)
+        for r, cs in enumerate(distinct):
+            for k, c in enumerate(cs):
+                chars[r + 1, k] = self.char_index.get(c, self.unk)
+        dev = self.start.device
+        return words.to(dev), chars.to(dev), char_index.to(dev), mask.to(dev)
+
+    @torch.jit.export
+    def tag(self, sentences: List[List[str]]) -> List[List[str]]:
+        """Tags of each sentence, in the model's own tag scheme."""
+        out: List[List[str]] = []
+        if len(sentences) == 0:
+            return out
+        words, chars, char_index, mask = self.encode(sentences)
+        tags, _ = self.forward(words, chars, char_index, mask)
+        rows: List[List[int]] = tags.cpu().tolist()
+        for i, s in enumerate(sentences):
+            out.append([self.labels[k] for k in rows[i][: len(s)]])
+        return out
+
+
+def _output_labels(bundle: ModelBundle) -> List[str]:
+    """Labels in the corpus's scheme: for BIOES-internal IOB2 models, E- -> I- and S- -> B-, which
+    maps every valid BIOES sequence to its IOB2 equivalent."""
+    labels = list(bundle.labels)
+    if bundle.internal_scheme == "BIOES" and bundle.scheme == "IOB2":
+        return [{"E": "I", "S": "B"}.get(l[0], l[0]) + l[1:] if l != "O" else l for l in labels]
+    return labels
+
+
+def _metadata(bundle: ModelBundle) -> dict:
+    from .checkpoint import read_config  # noqa: F401 - documents where the fields come from
+
+    meta = {k: v for k, v in bundle.meta.items()}
+    meta.update(
+        format=MAGIC,
+        exported_by=f"nertool {__version__}",
+        labels=bundle.labels,
+        output_labels=_output_labels(bundle),
+        model=bundle.model.config.to_dict(),
+    )
+    return meta
+
+
+def char_normalization_table(bundle: ModelBundle) -> Dict[str, str]:
+    """Every character the word normaliser changes, with its replacement (computed by running the
+    model's own ``tokenizers`` normaliser over all of Unicode)."""
+    norm = bundle.words.tokenizer.normalizer
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    normalized = [norm.normalize_str(c) for c in chars]
+    return {c: n for c, n in zip(chars, normalized) if c != n}
+
+
+def export(model: str | Path, out: str | Path) -> Path:
+    """Write ``model`` (a directory or bundled name) as one TorchScript file at ``out``."""
+    bundle = load_model(resolve_model(model))
+    if bundle.internal_scheme not in (bundle.scheme, "BIOES") or (bundle.internal_scheme == "BIOES" and bundle.scheme not in ("IOB2", "BIOES")):
+        raise ModelError(f"{model}: export supports models reported in IOB2 or BIOES, not {bundle.scheme}")
+    tagger = ScriptTagger(bundle, char_normalization_table(bundle)).eval()
+    for p in tagger.parameters():
+        p.requires_grad_(False)  # inference only: no autograd bookkeeping in the exported file
+    module = torch.jit.script(tagger)
+    buf = io.BytesIO()
+    torch.jit.save(module, buf, _extra_files={"nertool.json": module.metadata})
+    atomic_write_bytes(out, buf.getvalue())
+    return Path(out)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+class ScriptedModel:
+    """The parts of :class:`~nertool.model.BiLstmCrf` that tagging uses, over a loaded export."""
+
+    def __init__(self, module, meta: dict):
+        from .config import ModelConfig
+
+        self.module = module
+        self.labels = list(meta["labels"])
+        self.config = ModelConfig.from_dict(meta["model"])
+        self.training = False
+
+    def emissions(self, words, chars, char_index, mask):
+        return self.module.emitter(words, chars, char_index, mask)
+
+    def transition_scores(self):
+        return self.module.start, self.module.end, self.module.transitions
+
+    def to(self, device):
+        self.module = self.module.to(device)
+        return self
+
+    def eval(self):
+        self.module.eval()
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+
+def read_metadata(path: str | Path) -> dict:
+    extra = {"nertool.json": ""}
+    try:
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["nertool.json"])
+    except (RuntimeError, ValueError) as e:
+        raise ModelError(f"{path}: not a valid nertool TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if meta.get("format") != MAGIC:
+        raise ModelError(f"{path}: not a nertool TorchScript file")
+    return meta
+
+
+def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
+    """A :class:`ModelBundle` over an exported file, for the Tagger and ``nertool evaluate``."""
+    from tokenizers import Tokenizer, models
+
+    from .vocab import UNK, CharVocab, WordVocab, make_normalizer
+
+    meta = read_metadata(path)
+    module = torch.jit.load(str(path), map_location=device)
+    m = meta["model"]
+    tok = Tokenizer(models.WordLevel(dict(module.word_index), unk_token=UNK))
+    tok.normalizer = make_normalizer(m["lowercase"], m["digits_to_zero"])
+    index = dict(module.char_index)
+    chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
+    model = ScriptedModel(module, meta)
+    info = {k: v for k, v in meta.items() if k not in ("labels", "model")}
+    return ModelBundle(model, WordVocab(tok, meta["n_tuned"]), chars, meta["scheme"], meta["internal_scheme"], info)  # type: ignore[arg-type]
+
+
+def load_any(model: str | Path, device: str = "cpu") -> ModelBundle:
+    """A model directory, an exported TorchScript file or a bundled model name."""
+    path = resolve_model(model)
+    if is_torchscript(path):
+        return load_exported(path, device)
+    return load_model(path)
