@@ -37,22 +37,26 @@ def entity_types(tags: Iterable[str]) -> list[str]:
 
 
 def detect_scheme(sentences: Iterable[Sequence[str]]) -> str:
-    """Guess the scheme of a corpus: BIOES if E/S prefixes occur, IOB1 if a chunk may start with
-    I (an I-X not preceded by B-X/I-X), else IOB2."""
+    """Guess the scheme of a corpus: BIOES if E/S prefixes occur; else IOB1 if chunks open with
+    I more often than with B (in IOB1, B only separates two adjacent chunks of one type), else
+    IOB2. A few ill-formed chunks in an IOB2 corpus therefore do not make it IOB1."""
     seen_es = False
-    iob1 = False
+    i_opens = b_opens = 0
     for tags in sentences:
         prev_p, prev_t = "O", ""
         for tag in tags:
             p, t = split_tag(tag)
             if p in "ES":
                 seen_es = True
-            if p == "I" and (prev_p == "O" or prev_t != t):
-                iob1 = True
+            new_chunk = prev_p == "O" or prev_t != t
+            if p == "I" and new_chunk:
+                i_opens += 1
+            elif p == "B" and new_chunk:
+                b_opens += 1
             prev_p, prev_t = p, t
     if seen_es:
         return "BIOES"
-    return "IOB1" if iob1 else "IOB2"
+    return "IOB1" if i_opens > b_opens else "IOB2"
 
 
 def chunks(tags: Sequence[str], scheme: str) -> list[tuple[str, int, int]]:

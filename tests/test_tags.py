@@ -92,3 +92,8 @@ def test_is_valid_matches_allowed_transitions(seq):
     idx = [labels.index(t) for t in seq]
     ok = not idx or (start[idx[0]] and end[idx[-1]] and all(trans[a][b] for a, b in zip(idx, idx[1:])))
     assert T.is_valid(seq, "BIOES") == ok
+
+
+def test_detect_scheme_tolerates_a_few_ill_formed_iob2_chunks():
+    sents = [["B-PER", "I-PER", "O", "B-LOC"]] * 20 + [["O", "I-ORG"]]
+    assert T.detect_scheme(sents) == "IOB2"
