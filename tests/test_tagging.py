@@ -147,7 +147,7 @@ def test_cli_stdin_stdout_every_format(tiny_model, tiny_corpus, tmp_path):
     pred = read_conll(out)  # parses back: input columns + predicted tag
     gold = read_conll(tiny_corpus["test"])
     assert [t for t, _ in pred] == [t for t, _ in gold]
-    assert all(len(l.split()) == 4 for l in out.read_text().splitlines() if l)
+    assert all(len(l.split()) == 3 for l in out.read_text().splitlines() if l)  # token, gold, predicted
 
 
 def test_cli_tag_errors(tiny_model, tmp_path):
