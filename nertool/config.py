@@ -75,6 +75,7 @@ class ModelConfig(_Strict):
     num_layers: int = 1
     dropout: float = 0.5
     word_dropout: float = 0.05  # probability of replacing a training word by the unknown word
+    tuned_dropout: float = 0.0  # probability of dropping a word's trained correction, keeping its pretrained vector
     constrain: bool = True  # forbid transitions invalid in the tag scheme (training and decoding)
 
     def __post_init__(self):
@@ -82,9 +83,9 @@ class ModelConfig(_Strict):
         _choice("model.rnn", self.rnn, ("lstm", "gru"))
         for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
             _positive(f"model.{name}", getattr(self, name))
-        for name in ("dropout", "word_dropout"):
+        for name in ("dropout", "word_dropout", "tuned_dropout"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 <= v < 1:
+            if not isinstance(v, (int, float)) or not 0 <= v <= (1 if name == "tuned_dropout" else 0.99):
                 raise ConfigError(f"model.{name} must be in [0, 1), got {v!r}")
 
 

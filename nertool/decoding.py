@@ -65,24 +65,28 @@ def forward_backward(
     Returns ``(alpha, beta, log_z)``: (batch, seq_len, num_tags) twice and (batch,).
     ``alpha[b, t, j]`` sums the paths over positions ``0..t`` ending in ``j`` (emission at ``t``
     included); ``beta[b, t, j]`` sums the continuations after ``t`` from ``j`` to the end (end
-    score included). Token marginals are ``exp(alpha + beta - log_z)``.
+    score included). Token marginals are ``exp(alpha + beta - log_z)``. Each step is a matrix
+    product in probability space, rescaled by the row maximum (forbidden transitions give -inf).
     """
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
-    trans = transitions.unsqueeze(0)  # shape: (1, num_tags, num_tags)
+    exp_trans = torch.exp(transitions)  # shape: (num_tags, num_tags)
     a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
     alphas = [a]
     for t in range(1, seq_len):
-        nxt = torch.logsumexp(a.unsqueeze(2) + trans, dim=1) + emissions[:, t]
+        m = a.max(1, keepdim=True).values  # shape: (batch, 1)
+        nxt = torch.log(torch.exp(a - m) @ exp_trans) + m + emissions[:, t]
         a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
         alphas.append(a)
     log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
-    b = end.unsqueeze(0).expand(batch, num_tags)
+    last = end.unsqueeze(0).expand(batch, num_tags)
+    b = last
     betas = [b]
     for t in range(seq_len - 2, -1, -1):
-        # shape: (batch, num_tags_here)
-        nxt = torch.logsumexp(trans + (emissions[:, t + 1] + b).unsqueeze(1), dim=2)
-        b = torch.where((lengths > t + 1).unsqueeze(1), nxt, end.unsqueeze(0).expand(batch, num_tags))
+        nb = emissions[:, t + 1] + b  # shape: (batch, num_tags_next)
+        m = nb.max(1, keepdim=True).values
+        nxt = torch.log(torch.exp(nb - m) @ exp_trans.t()) + m  # shape: (batch, num_tags_here)
+        b = torch.where((lengths > t + 1).unsqueeze(1), nxt, last)
         betas.append(b)
     betas.reverse()
     return torch.stack(alphas, 1), torch.stack(betas, 1), log_z

@@ -17,6 +17,7 @@ from .decoding import viterbi
 from .errors import ModelError
 from .fileio import atomic_write_bytes
 from .model import Emitter
+from .tags import label_map
 
 MAGIC = "nertool-torchscript"
 
@@ -121,11 +122,10 @@ class ScriptTagger(nn.Module):
 
 
 def _output_labels(bundle: ModelBundle) -> List[str]:
-    """Labels in the corpus's scheme: for BIOES-internal IOB2 models, E- -> I- and S- -> B-, which
-    maps every valid BIOES sequence to its IOB2 equivalent."""
-    labels = list(bundle.labels)
-    if bundle.internal_scheme == "BIOES" and bundle.scheme == "IOB2":
-        return [{"E": "I", "S": "B"}.get(l[0], l[0]) + l[1:] if l != "O" else l for l in labels]
+    """Labels in the corpus's scheme (exact for every valid sequence of the internal scheme)."""
+    labels = label_map(bundle.labels, bundle.internal_scheme, bundle.scheme)
+    if labels is None:
+        raise ModelError(f"export supports models reported in IOB2 or in their internal scheme, not {bundle.scheme}")
     return labels
 
 
@@ -155,8 +155,6 @@ def char_normalization_table(bundle: ModelBundle) -> Dict[str, str]:
 def export(model: str | Path, out: str | Path) -> Path:
     """Write ``model`` (a directory or bundled name) as one TorchScript file at ``out``."""
     bundle = load_model(resolve_model(model))
-    if bundle.internal_scheme not in (bundle.scheme, "BIOES") or (bundle.internal_scheme == "BIOES" and bundle.scheme not in ("IOB2", "BIOES")):
-        raise ModelError(f"{model}: export supports models reported in IOB2 or BIOES, not {bundle.scheme}")
     tagger = ScriptTagger(bundle, char_normalization_table(bundle)).eval()
     for p in tagger.parameters():
         p.requires_grad_(False)  # inference only: no autograd bookkeeping in the exported file

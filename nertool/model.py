@@ -73,6 +73,7 @@ class Emitter(nn.Module):
         dim = pretrained_dim or config.word_dim
         self.n_tuned = n_tuned
         self.word_dropout = float(config.word_dropout)
+        self.tuned_dropout = float(config.tuned_dropout)
         # Frozen pretrained vectors for every word id (zeros for words they lack), plus a trainable
         # table for training words: a word seen in training is pretrained + tuned, a word known
         # only to the pretrained vectors keeps its pretrained vector.
@@ -105,7 +106,13 @@ class Emitter(nn.Module):
         tuned_ids = torch.where(words < self.n_tuned, words, torch.zeros_like(words))  # [PAD] row is 0
         x = self.tuned(tuned_ids)
         if self.has_pretrained:
-            x = x + self.pretrained[words]
+            pre = self.pretrained[words]
+            if self.training and self.tuned_dropout > 0:
+                # teach the network to read plain pretrained vectors, as it must for words never
+                # seen in training: drop the trained correction of words that have a vector
+                drop = (torch.rand(words.shape, device=words.device) < self.tuned_dropout) & (pre.abs().sum(2) > 0)
+                x = x.masked_fill(drop.unsqueeze(2), 0.0)
+            x = x + pre
         return x
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

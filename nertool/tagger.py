@@ -69,6 +69,8 @@ class Tagger:
         start, end, trans = self.model.transition_scores()
         self._trans = (start.detach(), end.detach(), trans.detach())
         self._continue = self._continuations()
+        self._parsed = [tagmod.split_tag(l) for l in self.labels] if self.scheme != "none" else []
+        self._label_map = tagmod.label_map(self.labels, self.internal, self.scheme)
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
@@ -121,70 +123,90 @@ class Tagger:
                 raise NertoolError(f"sentence {i + 1} has an empty token")
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
+        start, end, trans = self._trans
         with torch.inference_mode():
             for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50):
                 batch = batch.to(self.device)
                 em = self.model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
-                start, end, trans = self._trans
                 best, _ = viterbi(em, batch.mask, start, end, trans)
                 lengths = batch.mask.sum(1).tolist()
-                best_rows = best.tolist()
-                alpha = beta = log_z = None
+                rows = best.tolist()
+                chunk_lists = [self._chunks(rows[r][: lengths[r]]) for r in range(len(rows))]
+                tok_p = span_p = post = None
                 if scores or marginals or nbest:
                     alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
                     post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
                     tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
+                    span_p = self._span_probs(em, alpha, beta, log_z, best, chunk_lists, batch.mask.sum(1))
                 if nbest:
                     nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
-                    nb_tags, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
+                    nb_rows, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
+                k = 0
                 for r, i in enumerate(batch.index):
                     n = lengths[r]
-                    ids = best_rows[r][:n]
-                    res = SentenceResult(self._out_tags(ids), [], tok_p[r][:n] if alpha is not None else [1.0] * n)
-                    if self.scheme != "none":
-                        for label, s, e in tagmod.chunks([self.labels[j] for j in ids], self.internal):
-                            p = self._span_prob(em[r], alpha[r], beta[r], log_z[r], ids, s, e, n) if alpha is not None else 1.0
-                            res.chunks.append((label, s, e, p))
+                    chunks = []
+                    for label, a, e in chunk_lists[r]:
+                        chunks.append((label, a, e, span_p[k] if span_p is not None else 1.0))
+                        k += 1
+                    res = SentenceResult(self._out_tags(rows[r][:n]), chunks, tok_p[r][:n] if tok_p is not None else [1.0] * n)
                     if marginals:
-                        res.marginals = [dict(zip(self.labels, row)) for row in post[r, :n].tolist()]
+                        res.marginals = [dict(zip(self.labels, p)) for p in post[r, :n].tolist()]
                     if nbest:
                         res.nbest = [
-                            (self._out_tags(nb_tags[r][k][:n]), nb_probs[r][k])
-                            for k in range(nbest)
-                            if nb_probs[r][k] > 0 and not math.isnan(nb_probs[r][k])
+                            (self._out_tags(nb_rows[r][j][:n]), nb_probs[r][j])
+                            for j in range(nbest)
+                            if nb_probs[r][j] > 0 and not math.isnan(nb_probs[r][j])
                         ]
                     out[i] = res
         return out  # type: ignore[return-value]
 
     # -- internals ----------------------------------------------------------------------------
-    def _out_tags(self, ids: Sequence[int]) -> list[str]:
-        seq = [self.labels[j] for j in ids]
-        if self.scheme not in ("none", self.internal):
-            seq = tagmod.convert(seq, self.internal, self.scheme)
-        return seq
+    def _chunks(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
+        if self.scheme == "none":
+            return []
+        return tagmod.chunks_parsed([self._parsed[j] for j in ids], self.internal)
 
-    def _continuations(self) -> dict[int, list[int]]:
-        """For IOB-style internal schemes: label ids that would extend a chunk ending in label i."""
-        cont: dict[int, list[int]] = {}
+    def _out_tags(self, ids: Sequence[int]) -> list[str]:
+        if self._label_map is not None:
+            return [self._label_map[j] for j in ids]
+        return tagmod.convert([self.labels[j] for j in ids], self.internal, self.scheme)
+
+    def _continuations(self) -> list[int]:
+        """For IOB-style internal schemes: per label, the label id that would extend a chunk
+        ending in it (I-X after B-X or I-X); -1 where none (always for BIOES)."""
+        cont = [-1] * len(self.labels)
         if self.internal in ("IOB1", "IOB2"):
             index = {l: j for j, l in enumerate(self.labels)}
             for i, l in enumerate(self.labels):
                 p, t = tagmod.split_tag(l)
-                if p in "BI" and f"I-{t}" in index:
-                    cont[i] = [index[f"I-{t}"]]
+                if p in "BI":
+                    cont[i] = index.get(f"I-{t}", -1)
         return cont
 
-    def _span_prob(self, em, alpha, beta, log_z, ids, s, e, n) -> float:
-        """P(tokens s..e-1 carry exactly these labels and the chunk ends at e)."""
+    def _span_probs(self, em, alpha, beta, log_z, best, chunk_lists, lengths) -> list[float]:
+        """P(the span's tokens carry exactly their Viterbi labels and the chunk ends there), for
+        every chunk of the batch, in order: alpha at the first token + the path inside + beta at
+        the last, normalised; minus the paths that would extend the chunk (IOB schemes)."""
+        spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]
+        if not spans:
+            return []
         _, _, trans = self._trans
-        path = alpha[s, ids[s]]
-        for t in range(s + 1, e):
-            path = path + trans[ids[t - 1], ids[t]] + em[t, ids[t]]
-        p = torch.exp(path + beta[e - 1, ids[e - 1]] - log_z)
-        if e < n:
-            for c in self._continue.get(ids[e - 1], []):
-                p = p - torch.exp(path + trans[ids[e - 1], c] + em[e, c] + beta[e, c] - log_z)
-        return float(p.clamp(0.0, 1.0))
+        # path score increments along the Viterbi path, shape: (batch, seq_len)
+        inc = em.gather(2, best.unsqueeze(2)).squeeze(2)
+        inc[:, 1:] += trans[best[:, :-1], best[:, 1:]]
+        cum = inc.cumsum(1)
+        idx = torch.tensor(spans, device=em.device)  # shape: (spans, 3)
+        r, a, e = idx[:, 0], idx[:, 1], idx[:, 2]
+        ya, yl = best[r, a], best[r, e - 1]
+        path = alpha[r, a, ya] + cum[r, e - 1] - cum[r, a]
+        p = torch.exp(path + beta[r, e - 1, yl] - log_z[r])
+        if self.internal in ("IOB1", "IOB2"):
+            cont = torch.tensor(self._continue, device=em.device)[yl]  # shape: (spans,)
+            ok = (cont >= 0) & (e < lengths[r])
+            c, nxt = cont.clamp(min=0), e.clamp(max=em.shape[1] - 1)
+            extend = torch.exp(path + trans[yl, c] + em[r, nxt, c] + beta[r, nxt, c] - log_z[r])
+            p = p - torch.where(ok, extend, torch.zeros_like(extend))
+        return p.clamp(0.0, 1.0).tolist()
 
     def _docs(self, pending, nbest, scores) -> Iterator[Doc]:
         flat = [[t.text for t in s] for _, sents in pending for s in sents]

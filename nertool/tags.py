@@ -65,38 +65,44 @@ def chunks(tags: Sequence[str], scheme: str) -> list[tuple[str, int, int]]:
     For IOB2/BIOES, a chunk that starts with I/E (ill-formed) opens a new chunk rather than
     being dropped: the usual conlleval repair. Raises TagError on prefixes foreign to the scheme.
     """
+    return chunks_parsed([split_tag(t) for t in tags], scheme)
+
+
+def chunks_parsed(parsed: Sequence[tuple[str, str]], scheme: str) -> list[tuple[str, int, int]]:
+    """:func:`chunks` over tags already split into ``(prefix, type)``."""
     _check_scheme(scheme)
     allowed = _PREFIXES[scheme]
     out: list[tuple[str, int, int]] = []
     cur_type, cur_start = None, 0
-    for i, tag in enumerate(tags):
-        p, t = split_tag(tag)
-        if p != "O" and p not in allowed:
-            raise TagError(f"tag {tag!r} does not belong to scheme {scheme}", i)
+    bioes = scheme == "BIOES"
+    for i, (p, t) in enumerate(parsed):
         if p == "O":
-            starts, closes_after = False, False
-        elif scheme == "IOB1":
-            starts = p == "B" or cur_type != t
-            closes_after = False
-        elif scheme == "IOB2":
-            starts = p == "B" or cur_type != t
-            closes_after = False
-        else:  # BIOES
-            starts = p in "BS" or cur_type != t
-            closes_after = p in "ES"
-        if p == "O" or starts:
             if cur_type is not None:
                 out.append((cur_type, cur_start, i))
                 cur_type = None
-        if p != "O":
-            if starts:
-                cur_type, cur_start = t, i
-            if closes_after:
-                out.append((cur_type, cur_start, i + 1))
-                cur_type = None
+            continue
+        if p not in allowed:
+            raise TagError(f"tag {p}-{t} does not belong to scheme {scheme}", i)
+        if p == "B" or cur_type != t or (bioes and p == "S"):
+            if cur_type is not None:
+                out.append((cur_type, cur_start, i))
+            cur_type, cur_start = t, i
+        if bioes and p in "ES":
+            out.append((cur_type, cur_start, i + 1))
+            cur_type = None
     if cur_type is not None:
-        out.append((cur_type, cur_start, len(tags)))
+        out.append((cur_type, cur_start, len(parsed)))
     return out
+
+
+def label_map(labels: Sequence[str], source: str, target: str) -> list[str] | None:
+    """Per-label conversion from ``source`` to ``target`` where one exists for valid sequences
+    (same scheme; BIOES -> IOB2: E- -> I-, S- -> B-); None where conversion needs context."""
+    if source == target:
+        return list(labels)
+    if source == "BIOES" and target == "IOB2":
+        return [l if l == "O" else {"E": "I", "S": "B"}.get(l[0], l[0]) + l[1:] for l in labels]
+    return None
 
 
 def from_chunks(chunk_list: Iterable[tuple[str, int, int]], length: int, scheme: str) -> list[str]:

@@ -160,3 +160,35 @@ def test_cli_tag_errors(tiny_model, tmp_path):
     r = run_cli(["tag", str(tiny_model), "-", "--device", "cuda"], stdin="x\n")
     if not torch.cuda.is_available():
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
+
+
+@pytest.mark.parametrize("internal", ["BIOES", "same"])
+def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
+    """A span's score is the total probability of the label sequences containing exactly that
+    chunk, for BIOES-internal and IOB2-internal models alike."""
+    from nertool import tags as T
+    from nertool.config import Config
+    from nertool.conll import load_corpus
+    from nertool.train import train
+
+    corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
+    base = Config()
+    cfg = Config(model=base.model.replace(hidden_size=16, char_hidden=8),
+                 train=base.train.replace(epochs=2, batch_size=16, lr=0.01, internal_scheme=internal, threads=1))
+    train(corpus, cfg, tmp_path / "m")
+    tagger = Tagger.load(str(tmp_path / "m"))
+    sents = [["Tom", "visited", "New", "York"], ["Acme", "Corp", "rose"]]
+    results = tagger.tag_sentences(sents)
+    assert any(r.chunks for r in results)
+    start, end, trans = tagger._trans
+    labels = tagger.labels
+    for toks, res in zip(sents, results):
+        b = tagger.encoder.collate(tagger.encoder.encode([toks]), [0])
+        with torch.no_grad():
+            em = tagger.model.emissions(b.words, b.chars, b.char_index, b.mask)[0].double()
+        paths = brute(em, start.double(), end.double(), trans.double(), len(toks), lambda p: True)
+        z = torch.logsumexp(torch.tensor([s for s, _ in paths]), 0)
+        for label, s, e, score in res.chunks:
+            total = sum(float(torch.exp(torch.tensor(sc) - z)) for sc, p in paths
+                        if (label, s, e) in T.chunks([labels[i] for i in p], tagger.internal))
+            assert score == pytest.approx(total, abs=1e-4)
