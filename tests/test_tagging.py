@@ -174,7 +174,7 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
     corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
     base = Config()
     cfg = Config(model=base.model.replace(hidden_size=16, char_hidden=8),
-                 train=base.train.replace(epochs=2, batch_size=16, lr=0.01, internal_scheme=internal, threads=1))
+                 train=base.train.replace(epochs=8, batch_size=16, lr=0.02, internal_scheme=internal, threads=1))
     train(corpus, cfg, tmp_path / "m")
     tagger = Tagger.load(str(tmp_path / "m"))
     sents = [["Tom", "visited", "New", "York"], ["Acme", "Corp", "rose"]]
