@@ -45,12 +45,18 @@ class Encoder:
         self.chars = chars
         self.max_chars = max_chars
         self._char_cache: dict[str, list[int]] = {}
+        self._word_cache: dict[str, int] = {}  # token -> word id (normalised by the vocabulary)
 
     def encode(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None) -> list[Encoded]:
-        word_ids = self.words.encode(sentences)
+        cache = self._word_cache
+        missing = list({w for s in sentences for w in s if w not in cache})
+        if missing:
+            if len(cache) > 500_000:
+                cache.clear()
+            cache.update(zip(missing, self.words.encode([missing])[0]))
         return [
-            Encoded(list(toks), ids, None if tags is None else list(tags[i]))
-            for i, (toks, ids) in enumerate(zip(sentences, word_ids))
+            Encoded(list(toks), [cache[w] for w in toks], None if tags is None else list(tags[i]))
+            for i, toks in enumerate(sentences)
         ]
 
     def _char_ids(self, word: str) -> list[int]:

@@ -112,7 +112,8 @@ class RichReporter:
 @_user_errors
 def train_cmd(
     corpus: Annotated[str, typer.Argument(help="Training file (CoNLL / CoNLL-U), or a hub dataset name when online.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run directory: the best model, metrics.jsonl.")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory: the best model, metrics.jsonl, training state.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this directory (its saved configuration is used).", file_okay=False)] = None,
     dev: Annotated[Optional[Path], typer.Option(help="Development file for model selection and early stopping.", exists=True, dir_okay=False)] = None,
     test: Annotated[Optional[Path], typer.Option(help="Test file scored with the best model at the end.", exists=True, dir_okay=False)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with [data], [model], [train] sections.", exists=True, dir_okay=False)] = None,
@@ -148,8 +149,14 @@ def train_cmd(
     from .conll import load_corpus
     from .train import train
 
-    cfg = Config.from_toml(config) if config else Config()
-    cfg = Config(
+    if (out_dir is None) == (resume is None):
+        raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
+    if resume is not None:
+        cfg = _resumed_config(resume)
+        out_dir = resume
+    else:
+        cfg = Config.from_toml(config) if config else Config()
+    cfg = cfg if resume is not None else Config(
         data=cfg.data.replace(format=fmt, token_column=token_column, tag_column=tag_column, tag_field=tag_field,
                               scheme=scheme, encoding=encoding, strict=strict),
         model=cfg.model.replace(embeddings=embeddings, hidden_size=hidden_size, num_layers=layers, rnn=rnn,
@@ -166,10 +173,23 @@ def train_cmd(
             "sentences": sizes, "scheme": c.scheme}
     reporter = RichReporter(err)
     try:
-        result = train(c, cfg, out_dir, reporter, corpus_info=info)
+        result = train(c, cfg, out_dir, reporter, corpus_info=info, resume=resume is not None)
     finally:
         reporter.stop()
     _print_summary(result)
+
+
+def _resumed_config(run: Path):
+    from .config import Config
+    from .train import STATE_JSON
+
+    try:
+        state = json.loads((run / STATE_JSON).read_text(encoding="utf-8"))
+        return Config.from_dict(state["config"], str(run / STATE_JSON))
+    except FileNotFoundError:
+        raise NertoolError(f"{run}: cannot resume, no {STATE_JSON} (not a nertool run directory?)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise NertoolError(f"{run / STATE_JSON}: corrupt training state: {e}") from None
 
 
 def _print_summary(result) -> None:

@@ -129,6 +129,8 @@ class Config(_Strict):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config"):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a table of sections")
         unknown = sorted(set(d) - {"data", "model", "train"})
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; known: data, model, train")

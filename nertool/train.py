@@ -13,16 +13,20 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 from . import __version__
 from . import tags as tagmod
 from .batching import Encoder
-from .checkpoint import ModelBundle, save_model
+from .checkpoint import ModelBundle, read_config, save_model
 from .config import Config
 from .conll import Corpus
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
+from .fileio import atomic_write_bytes, atomic_write_text
 from .model import BiLstmCrf
 from .vocab import CharVocab, WordVocab
 
@@ -139,15 +143,77 @@ def _encode_split(bundle: ModelBundle, encoder: Encoder, sentences):
     return encoder.encode(toks, tag_ids)
 
 
+STATE_JSON = "train_state.json"
+STATE_TENSORS = "train_state.safetensors"
+
+
+def _save_state(out: Path, model, opt, sched, ema, rng: random.Random, loop: dict[str, Any]) -> None:
+    """A resumable snapshot taken at the end of an epoch: tensors in safetensors, the rest in JSON
+    (nothing pickled). The JSON is written last and names the epoch, so a snapshot is only used
+    once both files are complete."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items() if k != "emitter.pretrained"}
+    opt_state = opt.state_dict()
+    for i, st in opt_state["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = v.detach().reshape(-1).contiguous() if v.dim() == 0 else v.detach().contiguous()
+    if ema is not None:
+        for i, t in enumerate(ema.shadow):
+            tensors[f"ema.{i}"] = t.contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
+    state = {
+        **loop,
+        "param_groups": opt_state["param_groups"],
+        "opt_keys": {str(i): sorted(st) for i, st in opt_state["state"].items()},
+        "sched": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
+        "ema_steps": ema.steps if ema is not None else 0,
+        "rng_python": [rng.getstate()[0], list(rng.getstate()[1]), rng.getstate()[2]],
+    }
+    atomic_write_text(out / STATE_JSON, json.dumps(state))
+
+
+def _load_state(out: Path, model, opt, sched, ema, rng: random.Random) -> dict[str, Any]:
+    try:
+        state = json.loads((out / STATE_JSON).read_text(encoding="utf-8"))
+        tensors = st_load((out / STATE_TENSORS).read_bytes())
+    except FileNotFoundError as e:
+        raise NertoolError(f"{out}: cannot resume, no training state ({Path(e.filename).name} missing)") from None
+    except (ValueError, SafetensorError) as e:
+        raise NertoolError(f"{out}: cannot resume, corrupt training state: {e}") from None
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state["emitter.pretrained"] = model.emitter.pretrained
+    model.load_state_dict(model_state)
+    opt_state = {"state": {}, "param_groups": state["param_groups"]}
+    for i, keys in state["opt_keys"].items():
+        st = {}
+        for k in keys:
+            v = tensors[f"opt.{i}.{k}"]
+            st[k] = v.reshape(()) if k == "step" else v
+        opt_state["state"][int(i)] = st
+    opt.load_state_dict(opt_state)
+    sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})
+    if ema is not None:
+        for i, t in enumerate(ema.shadow):
+            t.copy_(tensors[f"ema.{i}"])
+        ema.steps = state["ema_steps"]
+    torch.set_rng_state(tensors["rng.torch"])
+    v, internal, gauss = state["rng_python"]
+    rng.setstate((v, tuple(internal), gauss))
+    return state
+
+
 def train(
     corpus: Corpus,
     config: Config,
     out_dir: str | Path,
     reporter: Reporter | None = None,
     corpus_info: dict[str, Any] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train on ``corpus['train']``, select the best epoch by dev span F1, save the best model to
-    ``out_dir`` (with ``metrics.jsonl``), and score it on ``corpus['test']`` when present."""
+    ``out_dir`` (with ``metrics.jsonl`` and a resumable training state after every epoch), and
+    score it on ``corpus['test']`` when present. With ``resume``, continue from the state in
+    ``out_dir``: the run ends as an uninterrupted one with the same seed would (on CPU)."""
     reporter = reporter or SilentReporter()
     tc = config.train
     out = Path(out_dir)
@@ -184,18 +250,29 @@ def train(
     else:
         opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
-
     ema = WeightAverage(model, tc.ema) if tc.ema else None
+
+    loop: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
+                            "elapsed": 0.0, "config": config.to_dict()}
+    metrics_path = out / "metrics.jsonl"
+    if resume:
+        loop = _load_state(out, model, opt, sched, ema, rng)
+        if loop["config"] != config.to_dict():
+            raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
+        t0 -= loop["elapsed"]
+        reporter.message(f"resuming {out} after epoch {loop['epoch']}")
+    # metrics.jsonl always matches the state: rewrite it from the recorded history
+    atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in loop["history"]))
+    history: list[dict[str, Any]] = loop["history"]
+    best_state = None
+    if loop["best_epoch"]:
+        best_state = {k: v.clone() for k, v in st_load((out / "model.safetensors").read_bytes()).items()}
+
     steps = math.ceil(len(train_items) / tc.batch_size)
     reporter.start(tc.epochs, steps)
-    metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
-    history: list[dict[str, Any]] = []
-    best_f1, best_epoch, best_state, bad_epochs = -1.0, 0, None, 0
     stopped_by = "epochs"
-    epoch = 0
     try:
-        for epoch in range(1, tc.epochs + 1):
+        for epoch in range(loop["epoch"] + 1, tc.epochs + 1):
             model.train()
             e0 = time.monotonic()
             total, n = 0.0, 0
@@ -223,27 +300,27 @@ def train(
             if dev_sents:
                 dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size)
                 record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
-                improved = dev["f1"] > best_f1
+                improved = dev["f1"] > loop["best_f1"]
             else:
                 improved = True
             record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
             if improved:
-                best_f1 = record.get("dev_f1", -1.0)
-                best_epoch = epoch
+                loop.update(best_f1=record.get("dev_f1", -1.0), best_epoch=epoch, bad_epochs=0)
                 best_state = copy.deepcopy(model.state_dict())
-                bad_epochs = 0
                 bundle.meta["scores"] = {"dev": _short(record), "best_epoch": epoch}
                 save_model(out, bundle)
             else:
-                bad_epochs += 1
+                loop["bad_epochs"] += 1
             if ema is not None:
                 ema.swap()
             record["best"] = improved
             history.append(record)
+            loop.update(epoch=epoch, elapsed=time.monotonic() - t0)
+            _save_state(out, model, opt, sched, ema, rng, loop)
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             reporter.epoch_end(record)
-            if tc.patience and bad_epochs >= tc.patience:
+            if tc.patience and loop["bad_epochs"] >= tc.patience:
                 stopped_by = "patience"
                 break
             if tc.max_minutes and (time.monotonic() - t0) * (epoch + 1) / epoch > tc.max_minutes * 60:
@@ -254,6 +331,8 @@ def train(
     if best_state is None:
         raise NertoolError("training stopped before the first epoch ended; nothing was saved")
     model.load_state_dict(best_state)
+    if "scores" not in bundle.meta:  # resumed: the scores of the saved best model
+        bundle.meta["scores"] = read_config(out).get("scores", {})
     test_scores = None
     if test_sents:
         test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size)
@@ -262,8 +341,8 @@ def train(
     save_model(out, bundle)
     return TrainResult(
         out_dir=out,
-        best_epoch=best_epoch,
-        best_dev_f1=best_f1 if dev_sents else None,
+        best_epoch=loop["best_epoch"],
+        best_dev_f1=loop["best_f1"] if dev_sents else None,
         epochs_run=len(history),
         seconds=time.monotonic() - t0,
         test=test_scores,
