@@ -133,6 +133,7 @@ def train_cmd(
     layers: Annotated[Optional[int], typer.Option(help="Recurrent layers.")] = None,
     rnn: Annotated[Optional[str], typer.Option(help="lstm | gru")] = None,
     char_encoder: Annotated[Optional[str], typer.Option(help="cnn | lstm | none")] = None,
+    char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none).")] = None,
@@ -160,7 +161,7 @@ def train_cmd(
         data=cfg.data.replace(format=fmt, token_column=token_column, tag_column=tag_column, tag_field=tag_field,
                               scheme=scheme, encoding=encoding, strict=strict),
         model=cfg.model.replace(embeddings=embeddings, hidden_size=hidden_size, num_layers=layers, rnn=rnn,
-                                char_encoder=char_encoder, dropout=dropout),
+                                char_encoder=char_encoder, char_hidden=char_hidden, dropout=dropout),
         train=cfg.train.replace(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience,
                                 max_minutes=max_minutes, seed=seed, threads=threads, dev_fraction=dev_fraction),
     )

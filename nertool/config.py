@@ -69,6 +69,7 @@ class ModelConfig(_Strict):
     char_dim: int = 30
     char_hidden: int = 50  # CNN filters, or LSTM hidden size (both directions together)
     char_kernel: int = 3
+    case_features: bool = True  # add the word's shape (capitalised, all caps, digits...) to its vector
     max_word_chars: int = 40  # characters of a word seen by the char encoder (the rest are cut)
     rnn: str = "lstm"  # lstm | gru
     hidden_size: int = 200  # per direction

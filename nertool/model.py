@@ -63,6 +63,37 @@ class NoChars(nn.Module):
         return torch.zeros(chars.shape[0], 0, device=chars.device)
 
 
+class CaseFeatures(nn.Module):
+    """Word shape from the character ids: first letter upper case, all upper, all lower, mixed,
+    some digit, all digits, no letter or digit. ``kinds`` (n_chars,) holds 1 for upper-case,
+    2 for lower-case, 3 for digit characters (0 otherwise)."""
+
+    out_dim = 7
+
+    def __init__(self, kinds: torch.Tensor):
+        super().__init__()
+        self.register_buffer("kinds", kinds)
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        # chars: (words, max_chars) -> (words, 7)
+        k = self.kinds[chars]  # shape: (words, max_chars)
+        n = (chars != 0).sum(1)
+        up, low, dig = (k == 1).sum(1), (k == 2).sum(1), (k == 3).sum(1)
+        feats = torch.stack(
+            [k[:, 0] == 1, (up == n) & (n > 0), (low == n) & (n > 0), (up > 0) & (low > 0), dig > 0, (dig == n) & (n > 0),
+             (up + low + dig == 0) & (n > 0)],
+            dim=1,
+        )
+        return feats.to(torch.float32)
+
+
+class NoCase(nn.Module):
+    out_dim = 0
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(chars.shape[0], 0, device=chars.device)
+
+
 class Emitter(nn.Module):
     """Word ids (batch, seq_len), the batch's distinct words' char ids (words, max_chars) with row
     0 empty, ``char_index`` (batch, seq_len) into those rows, and a bool mask (batch, seq_len)
@@ -70,6 +101,7 @@ class Emitter(nn.Module):
 
     def __init__(self, config: ModelConfig, n_words: int, n_tuned: int, n_chars: int, n_labels: int, pretrained_dim: int = 0):
         super().__init__()
+        self.case = CaseFeatures(torch.zeros(n_chars, dtype=torch.long)) if config.case_features else NoCase()
         dim = pretrained_dim or config.word_dim
         self.n_tuned = n_tuned
         self.word_dropout = float(config.word_dropout)
@@ -88,7 +120,7 @@ class Emitter(nn.Module):
             self.chars = NoChars()
         rnn_cls = nn.LSTM if config.rnn == "lstm" else nn.GRU
         self.rnn = rnn_cls(
-            dim + self.chars.out_dim,
+            dim + self.chars.out_dim + self.case.out_dim,
             config.hidden_size,
             num_layers=config.num_layers,
             bidirectional=True,
@@ -116,7 +148,8 @@ class Emitter(nn.Module):
         return x
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.embed_words(words), self.chars(chars)[char_index]], dim=2)
+        per_word = torch.cat([self.chars(chars), self.case(chars)], dim=1)  # shape: (words, char_dim + case_dim)
+        x = torch.cat([self.embed_words(words), per_word[char_index]], dim=2)
         x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
         lengths = mask.sum(1)
         if bool((lengths == words.shape[1]).all()):  # no padding: no packing needed
@@ -175,6 +208,13 @@ class BiLstmCrf(nn.Module):
                 e.pretrained.copy_(pretrained)
                 e.tuned.weight[has_vector[: e.n_tuned]] = 0.0
             e.tuned.weight[PAD_ID] = 0.0
+
+    def set_char_kinds(self, chars: Sequence[str]) -> None:
+        """Tell the case features which character ids are upper, lower case or digits;
+        ``chars[i]`` is the character of id ``i + 2`` (ids 0 and 1: padding, unknown)."""
+        if isinstance(self.emitter.case, CaseFeatures):
+            kinds = [0, 0] + [1 if c.isupper() else 2 if c.islower() else 3 if c.isdigit() else 0 for c in chars]
+            self.emitter.case.kinds.copy_(torch.tensor(kinds))
 
     def emissions(self, words, chars, char_index, mask) -> torch.Tensor:
         """Per-token tag scores, shape (batch, seq_len, num_tags)."""

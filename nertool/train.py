@@ -113,6 +113,7 @@ def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBun
     chars = CharVocab.build(t for t, _ in train_sents)
     labels, internal = internal_labels(corpus.labels, corpus.scheme, config.train.internal_scheme)
     model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
+    model.set_char_kinds(chars.chars)
     if pre_vecs is not None:
         table = torch.zeros(len(words), pre_vecs.shape[1])
         has = torch.zeros(len(words), dtype=torch.bool)
