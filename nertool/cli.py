@@ -375,6 +375,25 @@ def export_cmd(
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
 
 
+@app.command("corpora")
+@_user_errors
+def corpora_cmd():
+    """List the well-known corpora that `nertool train NAME` can load from the hub (online).
+
+    Example:
+      nertool train conll2003 --embeddings glove-6b-50d --out runs/en
+    """
+    from .conll import registry
+
+    t = Table(title="well-known corpora")
+    for col in ("name", "hub", "tags", "scheme", "local columns", "licence"):
+        t.add_column(col)
+    for name, e in registry().items():
+        hub = e["hub"] + (f" ({e['config']})" if e.get("config") else "")
+        t.add_row(name, hub, e["tags_column"], e["scheme"], e["layout"], e["licence"])
+    out.print(t)
+
+
 def main() -> None:
     app()
 

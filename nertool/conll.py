@@ -241,22 +241,36 @@ def _label_key(label: str):
     return (label, "")
 
 
+def registry() -> dict[str, dict]:
+    """The well-known corpora of ``corpora.toml``: name -> hub name, columns, scheme, licence."""
+    import tomllib
+
+    return tomllib.loads((Path(__file__).parent / "corpora.toml").read_text(encoding="utf-8"))
+
+
 def _looks_like_hub_name(name: str) -> bool:
     return not name.startswith((".", "/", "~")) and "\\" not in name and Path(name).suffix == ""
 
 
 def load_hub_corpus(name: str, scheme: str = "auto", tags_column: str | None = None) -> Corpus:
-    """A corpus from the Hugging Face hub via ``datasets.load_dataset`` (needs network access)."""
+    """A corpus from the Hugging Face hub via ``datasets.load_dataset`` (needs network access).
+    ``name`` is a registry name (``conll2003``...) or a hub dataset name."""
     import datasets
 
+    entry = registry().get(name, {})
+    hub, config = entry.get("hub", name), entry.get("config")
+    tags_column = tags_column or entry.get("tags_column")
+    if scheme == "auto" and entry.get("scheme"):
+        scheme = entry["scheme"]
     try:
-        ds = datasets.load_dataset(name)
+        ds = datasets.load_dataset(hub, config) if config else datasets.load_dataset(hub)
     except Exception as e:  # noqa: BLE001 - any hub failure is a user-facing error
-        raise NertoolError(f"{name}: not a local file, and loading it from the hub failed: {type(e).__name__}: {e}") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise NertoolError(f"{name}: not a local file, and loading {hub!r} from the hub failed ({type(e).__name__}: {first})") from None
     first = next(iter(ds.values()))
     col = tags_column or next((c for c in ("ner_tags", "tags", "chunk_tags", "pos_tags", "upos") if c in first.features), None)
-    if col is None or "tokens" not in first.features:
-        raise NertoolError(f"{name}: expected columns 'tokens' and one of ner_tags/tags/chunk_tags/pos_tags")
+    if col is None or "tokens" not in first.features or col not in first.features:
+        raise NertoolError(f"{name}: expected columns 'tokens' and {col or 'one of ner_tags/tags/chunk_tags/pos_tags'}")
     names = first.features[col].feature.names
     rename = {"validation": "dev"}
     raw = {rename.get(k, k): [(list(r["tokens"]), [names[i] for i in r[col]]) for r in split] for k, split in ds.items()}

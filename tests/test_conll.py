@@ -127,3 +127,22 @@ def test_fuzz_random_column_layouts(tmp_path, rows, sep, tag_col):
         return
     for toks, tags in sents:
         assert len(toks) == len(tags) and all(toks) and all(tags)
+
+
+def test_registry_entries_are_complete():
+    reg = conll.registry()
+    assert {"conll2003", "conll2002-es", "conll2002-nl", "conll2000", "wnut17", "ontonotes5", "ud-en-ewt"} <= set(reg)
+    for name, e in reg.items():
+        assert {"hub", "tags_column", "scheme", "layout", "licence", "description"} <= set(e), name
+        assert e["scheme"] in ("IOB1", "IOB2", "BIOES", "none")
+
+
+def test_hub_name_offline_is_a_clear_error(monkeypatch):
+    import datasets
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(NertoolError, match="eriktks/conll2003.*from the hub failed"):
+        conll.load_corpus("conll2003")
