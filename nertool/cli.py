@@ -148,7 +148,7 @@ def train_cmd(
     """
     from .config import Config
     from .conll import load_corpus
-    from .train import train
+    from .training import train
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
@@ -182,7 +182,7 @@ def train_cmd(
 
 def _resumed_config(run: Path):
     from .config import Config
-    from .train import STATE_JSON
+    from .training import STATE_JSON
 
     try:
         state = json.loads((run / STATE_JSON).read_text(encoding="utf-8"))

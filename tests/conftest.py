@@ -21,7 +21,7 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     """A model trained for a few epochs on the tiny corpus (a few seconds on CPU)."""
     from nertool.config import Config
     from nertool.conll import load_corpus
-    from nertool.train import train
+    from nertool.training import train
 
     out = tmp_path_factory.mktemp("model") / "run"
     corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"], tiny_corpus["test"])

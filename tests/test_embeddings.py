@@ -38,7 +38,7 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
 
     from nertool.config import Config
     from nertool.conll import load_corpus
-    from nertool.train import build_bundle, SilentReporter
+    from nertool.training import build_bundle, SilentReporter
 
     p = tmp_path / "v.txt"
     p.write_text("paris 1 0 0 0\nzanzibar 0 1 0 0\n")

@@ -169,7 +169,7 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
     from nertool import tags as T
     from nertool.config import Config
     from nertool.conll import load_corpus
-    from nertool.train import train
+    from nertool.training import train
 
     corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
     base = Config()
