@@ -102,7 +102,7 @@ class RichReporter:
         self.progress.reset(self.task, total=self.steps, epoch=r["epoch"] + 1, loss=self.running, dev=self.dev)
 
     def message(self, text):
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def stop(self):
         self.progress.stop()
@@ -169,7 +169,7 @@ def train_cmd(
     c = load_corpus(corpus, dev, test, fmt=d.format, token_column=d.token_column, tag_column=d.tag_column,
                     tag_field=d.tag_field, scheme=d.scheme, encoding=d.encoding, strict=d.strict)
     sizes = {k: len(v) for k, v in c.splits.items()}
-    err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False)
+    err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False, soft_wrap=True)
     info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
             "sentences": sizes, "scheme": c.scheme}
     reporter = RichReporter(err)
@@ -272,6 +272,7 @@ def tag_cmd(
     token_column: Annotated[int, typer.Option(help="Token column for --input-format conll.")] = 0,
     encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
     no_scores: Annotated[bool, typer.Option("--no-scores", help="Skip confidences (faster).")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip (and count) undecodable or ragged input lines instead of stopping.")] = False,
 ):
     """Tag a text file (or stdin) with a model; writes one result per sentence.
 
@@ -282,7 +283,7 @@ def tag_cmd(
       nertool tag runs/en big.txt --nbest 3 -o big.jsonl
     """
     from .fileio import atomic_write
-    from .inputs import open_input, read_units
+    from .inputs import BadLines, open_input, read_units
     from .output import render
     from .tagger import Tagger
 
@@ -291,7 +292,8 @@ def tag_cmd(
         raise NertoolError("--nbest needs --format jsonl")
     tagger = Tagger.load(model, device=device, batch_size=batch_size, threads=threads)
     stream, name, size = open_input(src)
-    units = read_units(stream, name, input_format.value, encoding, token_column)
+    bad = BadLines(skip=skip_bad)
+    units = read_units(stream, name, input_format.value, encoding, token_column, bad)
     results = render(tagger, units, fmt.value, nbest=nbest, batch_size=batch_size, scores=not no_scores)
 
     def write_all(sink):
@@ -317,6 +319,8 @@ def tag_cmd(
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if bad.count:
+        err.print(f"[yellow]warning:[/] skipped {bad.count} bad line(s); the first: {bad.first}", highlight=False, soft_wrap=True)
 
 
 @app.command("info")

@@ -24,14 +24,32 @@ class Unit:
     rows: list[list[str]] = field(default_factory=list)
 
 
-def _lines(stream: BinaryIO, name: str, encoding: str) -> Iterator[tuple[int, str]]:
+@dataclass
+class BadLines:
+    """With ``skip``, bad input lines are counted here instead of stopping the run."""
+
+    skip: bool = False
+    count: int = 0
+    first: DataFormatError | None = None
+
+    def handle(self, error: DataFormatError) -> None:
+        if not self.skip:
+            raise error
+        self.count += 1
+        self.first = self.first or error
+
+
+def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
     for lineno, raw in enumerate(stream, 1):
         if b"\x00" in raw:
-            raise DataFormatError(name, lineno, "file is not text (NUL byte found)")
+            bad.handle(DataFormatError(name, lineno, "line is not text (NUL byte found)"))
+            continue
         try:
-            yield lineno, raw.decode(encoding).rstrip("\r\n")
+            line = raw.decode(encoding).rstrip("\r\n")
         except UnicodeDecodeError:
-            raise DataFormatError(name, lineno, f"line is not valid {encoding}; try --encoding latin-1") from None
+            bad.handle(DataFormatError(name, lineno, f"line is not valid {encoding}; try --encoding latin-1"))
+            continue
+        yield lineno, line
 
 
 def open_input(path: str) -> tuple[BinaryIO, str, int]:
@@ -44,11 +62,15 @@ def open_input(path: str) -> tuple[BinaryIO, str, int]:
     return p.open("rb"), path, p.stat().st_size
 
 
-def read_units(stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0) -> Iterator[Unit]:
-    """Sentences of an input stream in one of :data:`INPUT_FORMATS`."""
+def read_units(
+    stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0, bad: BadLines | None = None
+) -> Iterator[Unit]:
+    """Sentences of an input stream in one of :data:`INPUT_FORMATS`. Bad lines raise
+    DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so."""
     if fmt not in INPUT_FORMATS:
         raise NertoolError(f"unknown input format {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}")
-    lines = _lines(stream, name, encoding)
+    bad = bad or BadLines()
+    lines = _lines(stream, name, encoding, bad)
     if fmt == "text":
         yield from _text_units(lines)
     elif fmt == "lines":
@@ -62,7 +84,7 @@ def read_units(stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "
             if words:
                 yield _joined(lineno, words)
     else:
-        yield from _conll_units(lines, name, token_column)
+        yield from _conll_units(lines, name, token_column, bad)
 
 
 def _text_units(lines: Iterable[tuple[int, str]]) -> Iterator[Unit]:
@@ -96,7 +118,7 @@ def _joined(lineno: int, words: list[str], rows: list[list[str]] | None = None) 
     return Unit(lineno, " ".join(words), tokens, rows or [])
 
 
-def _conll_units(lines: Iterable[tuple[int, str]], name: str, token_column: int) -> Iterator[Unit]:
+def _conll_units(lines: Iterable[tuple[int, str]], name: str, token_column: int, bad: BadLines) -> Iterator[Unit]:
     rows: list[list[str]] = []
     first = 0
     ncols = None
@@ -117,7 +139,8 @@ def _conll_units(lines: Iterable[tuple[int, str]], name: str, token_column: int)
             if not -ncols <= token_column < ncols:
                 raise DataFormatError(name, lineno, f"token column {token_column} out of range: line has {ncols} columns")
         elif len(fields) != ncols:
-            raise DataFormatError(name, lineno, f"expected {ncols} columns, found {len(fields)}")
+            bad.handle(DataFormatError(name, lineno, f"expected {ncols} columns, found {len(fields)}"))
+            continue
         if not rows:
             first = lineno
         rows.append(fields)
