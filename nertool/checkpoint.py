@@ -28,6 +28,9 @@ from .vocab import CharVocab, WordVocab
 
 FORMAT = "nertool-model"
 FORMAT_VERSION = 1
+# config.json keys that describe the network itself; everything else is metadata
+STRUCTURAL = frozenset({"format", "format_version", "nertool_version", "model", "labels", "scheme", "internal_scheme",
+                        "n_words", "n_tuned", "n_chars", "pretrained_dim"})
 
 
 @dataclass
@@ -46,16 +49,20 @@ class ModelBundle:
         return self.model.labels
 
 
-def save_model(directory: str | Path, bundle: ModelBundle) -> None:
-    """Write the bundle; each file is replaced atomically."""
+def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False) -> None:
+    """Write the bundle; each file is replaced atomically. ``half`` stores floating-point weights
+    as float16 (loading casts them back to float32)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     m = bundle.model
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     atomic_write_bytes(d / "model.safetensors", st_save(state))
     bundle.words.save(d / "words.json")
     bundle.chars.save(d / "chars.json")
     config = {
+        **{k: v for k, v in bundle.meta.items() if k not in STRUCTURAL},
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "nertool_version": __version__,
@@ -67,7 +74,6 @@ def save_model(directory: str | Path, bundle: ModelBundle) -> None:
         "n_tuned": m.n_tuned,
         "n_chars": len(bundle.chars),
         "pretrained_dim": m.pretrained_dim,
-        **{k: v for k, v in bundle.meta.items() if k not in ("model", "labels")},
     }
     atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
@@ -115,7 +121,7 @@ def load_model(directory: str | Path) -> ModelBundle:
     chars = CharVocab.load(d / "chars.json")
     if len(words) != c["n_words"] or len(chars) != c["n_chars"]:
         raise ModelError(f"{d}: vocabulary sizes do not match config.json")
-    meta = {k: v for k, v in c.items() if k not in ("model", "labels")}
+    meta = {k: v for k, v in c.items() if k not in STRUCTURAL}
     return ModelBundle(model, words, chars, c["scheme"], c["internal_scheme"], meta)
 
 
@@ -143,3 +149,31 @@ def resolve_model(name: str | Path) -> Path:
         return BUNDLED_DIR / name
     avail = ", ".join(bundled_models()) or "none installed"
     raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
+
+
+def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:
+    """A smaller model that tags identically for the words it keeps: each training word's trained
+    correction is folded into its pretrained row, and of the words known only to the pretrained
+    vectors, the ``keep_extra`` most frequent are kept (the others become unknown words)."""
+    m = bundle.model
+    e = m.emitter
+    if not e.has_pretrained:
+        raise ModelError("only models with pretrained embeddings can be compacted")
+    limit = min(len(bundle.words), e.n_tuned + keep_extra)
+    vocab = {w: i for w, i in bundle.words.tokenizer.get_vocab().items() if i < limit}
+    from tokenizers import Tokenizer, models
+
+    from .vocab import UNK
+
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tok.normalizer = bundle.words.tokenizer.normalizer
+    labels = m.labels
+    small = BiLstmCrf(m.config, limit, 2, len(bundle.chars), labels, bundle.internal_scheme, m.pretrained_dim)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    table = state["emitter.pretrained"][:limit].clone()
+    table[: e.n_tuned] += state["emitter.tuned.weight"]
+    state["emitter.pretrained"] = table
+    state["emitter.tuned.weight"] = torch.zeros(2, table.shape[1])
+    small.load_state_dict(state)
+    small.eval()
+    return ModelBundle(small, WordVocab(tok, 2), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))

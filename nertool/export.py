@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .checkpoint import ModelBundle, load_model, resolve_model
+from .checkpoint import STRUCTURAL, ModelBundle, load_model, resolve_model
 from .decoding import viterbi
 from .errors import ModelError
 from .fileio import atomic_write_bytes
@@ -130,17 +130,22 @@ def _output_labels(bundle: ModelBundle) -> List[str]:
 
 
 def _metadata(bundle: ModelBundle) -> dict:
-    from .checkpoint import read_config  # noqa: F401 - documents where the fields come from
-
-    meta = {k: v for k, v in bundle.meta.items()}
-    meta.update(
-        format=MAGIC,
-        exported_by=f"nertool {__version__}",
-        labels=bundle.labels,
-        output_labels=_output_labels(bundle),
-        model=bundle.model.config.to_dict(),
-    )
-    return meta
+    m = bundle.model
+    return {
+        **bundle.meta,
+        "format": MAGIC,
+        "format_version": 1,
+        "nertool_version": __version__,
+        "labels": m.labels,
+        "output_labels": _output_labels(bundle),
+        "model": m.config.to_dict(),
+        "scheme": bundle.scheme,
+        "internal_scheme": bundle.internal_scheme,
+        "n_words": len(bundle.words),
+        "n_tuned": m.n_tuned,
+        "n_chars": len(bundle.chars),
+        "pretrained_dim": m.pretrained_dim,
+    }
 
 
 def char_normalization_table(bundle: ModelBundle) -> Dict[str, str]:
@@ -229,7 +234,7 @@ def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
     index = dict(module.char_index)
     chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
     model = ScriptedModel(module, meta)
-    info = {k: v for k, v in meta.items() if k not in ("labels", "model")}
+    info = {k: v for k, v in meta.items() if k not in STRUCTURAL}
     return ModelBundle(model, WordVocab(tok, meta["n_tuned"]), chars, meta["scheme"], meta["internal_scheme"], info)  # type: ignore[arg-type]
 
 

@@ -51,3 +51,28 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
     vec = bundle.model.emitter.embed_words(torch.tensor([[zid, pid]]))
     assert torch.equal(vec[0, 0], torch.tensor([0.0, 1, 0, 0]))
     assert torch.equal(vec[0, 1], torch.tensor([1.0, 0, 0, 0]))  # tuned part starts at zero
+
+
+def test_compacted_model_tags_identically(tmp_path, tiny_corpus):
+    """Folding the trained corrections into the pretrained rows changes no prediction."""
+    from nertool.checkpoint import compact, load_model, save_model
+    from nertool.config import Config
+    from nertool.conll import load_corpus, read_conll
+    from nertool.evaluate import predict
+    from nertool.training import train
+
+    p = tmp_path / "v.txt"
+    p.write_text("paris 1 0 0 0\noslo 0 1 0 0\nzanzibar 0 0 1 0\nlima 0 0 0 1\n")
+    corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
+    base = Config()
+    train(corpus, Config(model=base.model.replace(embeddings=str(p), hidden_size=16),
+                         train=base.train.replace(epochs=3, threads=1)), tmp_path / "run")
+    full = load_model(tmp_path / "run")
+    small = compact(full, keep_extra=1)
+    assert len(small.words) == full.words.n_tuned + 1 and small.words.n_tuned == 2
+    save_model(tmp_path / "small", small, half=True)
+    reloaded = load_model(tmp_path / "small")
+    sents = [t for t, _ in read_conll(tiny_corpus["test"])]
+    assert predict(small, sents) == predict(full, sents)
+    assert predict(reloaded, sents) == predict(full, sents)  # float16 storage
+    assert (tmp_path / "small" / "model.safetensors").stat().st_size < (tmp_path / "run" / "model.safetensors").stat().st_size
