@@ -28,6 +28,7 @@ from .errors import NertoolError
 from .evaluate import evaluate
 from .fileio import atomic_write_bytes, atomic_write_text
 from .model import BiLstmCrf
+from .plot import write_training_plot
 from .vocab import CharVocab, WordVocab
 
 
@@ -320,6 +321,7 @@ def train(
             _save_state(out, model, opt, sched, ema, rng, loop)
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+            write_training_plot(out / "metrics.png", history)
             reporter.epoch_end(record)
             if tc.patience and loop["bad_epochs"] >= tc.patience:
                 stopped_by = "patience"

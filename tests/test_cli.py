@@ -21,7 +21,7 @@ def test_train_save_load_evaluate_through_cli(tiny_corpus, tmp_path):
                             "--out", str(out), "--epochs", "6", "--batch-size", "8", "--lr", "0.01", "--hidden-size", "32",
                             "--threads", "1"])
     assert r.exit_code == 0, r.output
-    for name in ("config.json", "words.json", "chars.json", "model.safetensors", "metrics.jsonl"):
+    for name in ("config.json", "words.json", "chars.json", "model.safetensors", "metrics.jsonl", "metrics.png"):
         assert (out / name).is_file()
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all("dev_f1" in json.loads(l) for l in lines)

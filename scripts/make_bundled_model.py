@@ -1,0 +1,61 @@
+"""Build the bundled English model (nertool/models/en) from a CoNLL-2003 run directory.
+
+    .venv/bin/python scripts/make_bundled_model.py runs/en
+
+The run is compacted (trained corrections folded into the pretrained rows, float16 storage); of
+the GloVe words never seen in training, only the most frequent N are kept, N being the smallest
+candidate whose dev F1 is within 0.05 of keeping them all (chosen on dev, never on test). Test
+scores of every candidate are printed for the record.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+C = ROOT.parent / "shared" / "corpora" / "conll2003"
+CANDIDATES = [0, 10_000, 25_000, 50_000, 100_000, 200_000, None]  # None: all
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--out", default=str(ROOT / "nertool" / "models" / "en"))
+    args = ap.parse_args()
+
+    from nertool.checkpoint import compact, load_model, save_model
+    from nertool.conll import read_conll
+    from nertool.evaluate import evaluate
+
+    full = load_model(args.run)
+    dev, test = read_conll(C / "valid.txt"), read_conll(C / "test.txt")
+    extra_all = len(full.words) - full.model.n_tuned
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in CANDIDATES:
+            keep = extra_all if n is None else min(n, extra_all)
+            small = compact(full, keep)
+            d = Path(tmp) / str(keep)
+            save_model(d, small, half=True)
+            small = load_model(d)  # score what will ship: float16 weights read back
+            size = sum(f.stat().st_size for f in d.iterdir()) / 2**20
+            rd, rt = evaluate(small, dev)["f1"], evaluate(small, test)["f1"]
+            rows.append((keep, size, rd, rt, d))
+            print(f"extra words {keep:>7}: {size:6.1f} MB  dev F1 {100 * rd:.2f}  test F1 {100 * rt:.2f}", flush=True)
+        best_dev = max(r[2] for r in rows)
+        keep, size, rd, rt, d = next(r for r in rows if r[2] >= best_dev - 0.0005)
+        bundle = load_model(d)
+        bundle.meta["scores"] = {**bundle.meta.get("scores", {}), "dev": {"f1": rd}, "test": {"f1": rt}}
+        bundle.meta["bundled"] = {"source_run": str(args.run), "extra_pretrained_words": keep,
+                                  "weights": "float16", "selection": "smallest extra vocabulary within 0.05 dev F1 of all"}
+        out = Path(args.out)
+        if out.exists():
+            shutil.rmtree(out)
+        save_model(out, bundle, half=True)
+    print(f"chose {keep} extra words: {size:.1f} MB, dev F1 {100 * rd:.2f}, test F1 {100 * rt:.2f} -> {out}")
+
+
+if __name__ == "__main__":
+    main()
