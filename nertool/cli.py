@@ -346,7 +346,7 @@ def info_cmd(
     m = c["model"]
     t.add_row("labels", " ".join(c["labels"]))
     t.add_row("scheme", f"{c['scheme']} (internally {c['internal_scheme']})")
-    t.add_row("words", f"{c['n_words']} ({c['n_tuned']} from training), {c['n_chars']} characters")
+    t.add_row("vocabulary", f"{c['n_words']} words, {c['n_chars']} characters")
     t.add_row("network", f"{m['rnn']} {m['num_layers']}x{m['hidden_size']} per direction, char {m['char_encoder']}, "
                          f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)")
     corpus = c.get("corpus") or {}

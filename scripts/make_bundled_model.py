@@ -4,8 +4,8 @@
 
 The run is compacted (trained corrections folded into the pretrained rows, float16 storage); of
 the GloVe words never seen in training, only the most frequent N are kept, N being the smallest
-candidate whose dev F1 is within 0.05 of keeping them all (chosen on dev, never on test). Test
-scores of every candidate are printed for the record.
+candidate whose dev F1 is within --tolerance (default 0.2 points) of keeping them all: chosen on
+dev, never on test. Test scores of every candidate are printed for the record.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("--out", default=str(ROOT / "nertool" / "models" / "en"))
+    ap.add_argument("--tolerance", type=float, default=0.2, help="dev F1 points one may give up for size")
+    ap.add_argument("--candidates", default=",".join("all" if n is None else str(n) for n in CANDIDATES))
     args = ap.parse_args()
 
     from nertool.checkpoint import compact, load_model, save_model
@@ -34,8 +36,8 @@ def main() -> None:
     extra_all = len(full.words) - full.model.n_tuned
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in CANDIDATES:
-            keep = extra_all if n is None else min(n, extra_all)
+        for n in args.candidates.split(","):
+            keep = extra_all if n == "all" else min(int(n), extra_all)
             small = compact(full, keep)
             d = Path(tmp) / str(keep)
             save_model(d, small, half=True)
@@ -45,11 +47,11 @@ def main() -> None:
             rows.append((keep, size, rd, rt, d))
             print(f"extra words {keep:>7}: {size:6.1f} MB  dev F1 {100 * rd:.2f}  test F1 {100 * rt:.2f}", flush=True)
         best_dev = max(r[2] for r in rows)
-        keep, size, rd, rt, d = next(r for r in rows if r[2] >= best_dev - 0.0005)
+        keep, size, rd, rt, d = next(r for r in sorted(rows) if r[2] >= best_dev - args.tolerance / 100)
         bundle = load_model(d)
         bundle.meta["scores"] = {**bundle.meta.get("scores", {}), "dev": {"f1": rd}, "test": {"f1": rt}}
         bundle.meta["bundled"] = {"source_run": str(args.run), "extra_pretrained_words": keep,
-                                  "weights": "float16", "selection": "smallest extra vocabulary within 0.05 dev F1 of all"}
+                                  "weights": "float16", "selection": f"smallest extra vocabulary within {args.tolerance} dev F1 points of all"}
         out = Path(args.out)
         if out.exists():
             shutil.rmtree(out)
