@@ -198,6 +198,7 @@ class ScriptedModel:
 
     def to(self, device):
         self.module = self.module.to(device)
+        flatten_rnn_weights(self.module)
         return self
 
     def eval(self):
@@ -206,6 +207,26 @@ class ScriptedModel:
 
     def train(self, mode: bool = True):
         return self
+
+
+def flatten_rnn_weights(module: torch.nn.Module) -> None:
+    """Put the weights of each LSTM/GRU inside a (scripted) module into one cuDNN buffer.
+
+    ``torch.jit.load(..., map_location="cuda")`` leaves them apart, and cuDNN then copies them
+    together (with a warning) on every call. A no-op on CPU and where cuDNN is not used.
+    """
+    from torch.backends.cudnn import rnn as cudnn_rnn
+
+    for sub in module.modules():
+        if getattr(sub, "original_name", type(sub).__name__) not in ("LSTM", "GRU"):
+            continue
+        weights = list(sub._flat_weights)
+        if not weights or not weights[0].is_cuda or not torch._use_cudnn_rnn_flatten_weight():
+            continue
+        with torch.no_grad():
+            torch._cudnn_rnn_flatten_weight(
+                weights, 4 if sub.bias else 2, sub.input_size, cudnn_rnn.get_cudnn_mode(sub.mode),
+                sub.hidden_size, sub.proj_size, sub.num_layers, sub.batch_first, bool(sub.bidirectional))
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -228,6 +249,7 @@ def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
 
     meta = read_metadata(path)
     module = torch.jit.load(str(path), map_location=device)
+    flatten_rnn_weights(module)
     m = meta["model"]
     tok = Tokenizer(models.WordLevel(dict(module.word_index), unk_token=UNK))
     tok.normalizer = make_normalizer(m["lowercase"], m["digits_to_zero"])

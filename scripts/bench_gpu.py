@@ -28,19 +28,24 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=20.0)
     ap.add_argument("--batch-tokens", type=int, default=65536)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--corpus", type=Path, default=TEST, help="CoNLL file whose sentences are repeated")
+    ap.add_argument("--check", default="", help="model (directory or name) whose eager CPU predictions "
+                    "must equal the exported file's on --corpus, token for token")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from nertool.conll import read_conll
+    from nertool.export import flatten_rnn_weights
     from nertool.tagger import Tagger
 
-    base = [t for t, _ in read_conll(TEST)]
+    base = [t for t, _ in read_conll(args.corpus)]
     size = sum(len(" ".join(s)) + 1 for s in base)
     sents = base * max(1, int(args.mb * 2**20 / size))
     n_tok = sum(map(len, sents))
     dev = torch.device(args.device)
     m = torch.jit.load(args.model, map_location=dev)
+    flatten_rnn_weights(m)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
     print(f"device: {args.device} ({name}), torch {torch.__version__}; {len(sents)} sentences, {n_tok} tokens")
 
@@ -70,6 +75,17 @@ def main() -> None:
         dt = time.perf_counter() - t0
     print(f"tensor path (emissions + constrained Viterbi): {n_tok / dt:,.0f} tokens/s ({dt:.2f}s, {len(batches)} batches)")
     print(f"TorchScript encode on CPU (not included above): {n_tok / enc_s:,.0f} tokens/s")
+
+    if args.check:
+        eager = [r.tags for r in Tagger.load(args.check).tag_sentences(base, scores=False)]
+        on_dev = [r.tags for r in Tagger.load(args.model, device=args.device, batch_size=1024).tag_sentences(base, scores=False)]
+        direct = []
+        for i in range(0, len(base), 1024):
+            direct += m.tag(base[i : i + 1024])
+        same = sum(a == b for a, b in zip(eager, on_dev))
+        same_direct = sum(a == b for a, b in zip(eager, direct))
+        print(f"exported on {args.device} vs eager {args.check} on CPU: {same}/{len(base)} sentences equal via Tagger, "
+              f"{same_direct}/{len(base)} via m.tag; {sum(map(len, base))} tokens")
 
     tagger = Tagger.load(args.model, device=args.device, batch_size=1024)
     tagger.tag_sentences(base[:500], scores=False)

@@ -1,11 +1,14 @@
 """Shared fixtures: a tiny synthetic NER corpus written by the tests themselves."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+# The real corpora (research licence, never in the repo); NERTOOL_CORPORA points elsewhere,
+# e.g. on a GPU machine that has a copy of them.
+SHARED = Path(os.environ.get("NERTOOL_CORPORA") or Path(__file__).resolve().parents[1].parent / "shared" / "corpora")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
 

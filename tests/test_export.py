@@ -12,7 +12,7 @@ from conftest import SHARED
 from nertool.checkpoint import bundled_models
 from nertool.cli import app
 from nertool.conll import read_conll
-from nertool.export import export
+from nertool.export import export, flatten_rnn_weights
 from nertool.tagger import Tagger
 
 runner = CliRunner()
@@ -95,6 +95,19 @@ def test_exported_equals_eager_on_conll2003_test(tmp_path):
     for i in range(0, len(sents), 512):
         scripted += m.tag(sents[i : i + 512])
     assert scripted == eager
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_exported_on_cuda_equals_eager_on_cpu(tiny_model, tiny_corpus, exported):
+    sents = [t for t, _ in read_conll(tiny_corpus["test"])]
+    eager = [r.tags for r in Tagger.load(tiny_model).tag_sentences(sents, scores=False)]
+    m = torch.jit.load(str(exported), map_location="cuda")
+    flatten_rnn_weights(m)  # else cuDNN warns (an error under this suite's settings)
+    assert m.tag(sents) == eager
+    words, chars, idx, mask = m.encode(sents[:3])
+    assert words.is_cuda and mask.is_cuda
+    on_gpu = Tagger.load(str(exported), device="cuda").tag_sentences(sents, scores=False)
+    assert [r.tags for r in on_gpu] == eager
 
 
 def test_exported_encodes_characters_like_the_model(tiny_model, exported):

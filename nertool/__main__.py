@@ -1,0 +1,4 @@
+"""``python -m nertool``: the same command line as the ``nertool`` script."""
+from nertool.cli import main
+
+main()
