@@ -49,6 +49,22 @@ class ModelBundle:
         return self.model.labels
 
 
+def structure(bundle: ModelBundle) -> dict:
+    """What it takes to rebuild the network of ``bundle``: config, labels, schemes, sizes."""
+    m = bundle.model
+    return {
+        "nertool_version": __version__,
+        "model": m.config.to_dict(),
+        "labels": m.labels,
+        "scheme": bundle.scheme,
+        "internal_scheme": bundle.internal_scheme,
+        "n_words": len(bundle.words),
+        "n_tuned": m.n_tuned,
+        "n_chars": len(bundle.chars),
+        "pretrained_dim": m.pretrained_dim,
+    }
+
+
 def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False) -> None:
     """Write the bundle; each file is replaced atomically. ``half`` stores floating-point weights
     as float16 (loading casts them back to float32)."""
@@ -65,15 +81,7 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False) -
         **{k: v for k, v in bundle.meta.items() if k not in STRUCTURAL},
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "nertool_version": __version__,
-        "model": m.config.to_dict(),
-        "labels": m.labels,
-        "scheme": bundle.scheme,
-        "internal_scheme": bundle.internal_scheme,
-        "n_words": len(bundle.words),
-        "n_tuned": m.n_tuned,
-        "n_chars": len(bundle.chars),
-        "pretrained_dim": m.pretrained_dim,
+        **structure(bundle),
     }
     atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 

@@ -11,8 +11,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import STRUCTURAL, ModelBundle, load_model, resolve_model
+from .checkpoint import STRUCTURAL, ModelBundle, load_model, resolve_model, structure
 from .decoding import viterbi
 from .errors import ModelError
 from .fileio import atomic_write_bytes
@@ -130,21 +129,12 @@ def _output_labels(bundle: ModelBundle) -> List[str]:
 
 
 def _metadata(bundle: ModelBundle) -> dict:
-    m = bundle.model
     return {
         **bundle.meta,
         "format": MAGIC,
         "format_version": 1,
-        "nertool_version": __version__,
-        "labels": m.labels,
+        **structure(bundle),
         "output_labels": _output_labels(bundle),
-        "model": m.config.to_dict(),
-        "scheme": bundle.scheme,
-        "internal_scheme": bundle.internal_scheme,
-        "n_words": len(bundle.words),
-        "n_tuned": m.n_tuned,
-        "n_chars": len(bundle.chars),
-        "pretrained_dim": m.pretrained_dim,
     }
 
 
