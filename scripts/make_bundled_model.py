@@ -5,7 +5,8 @@
 The run is compacted (trained corrections folded into the pretrained rows, float16 storage); of
 the GloVe words never seen in training, only the most frequent N are kept, N being the smallest
 candidate whose dev F1 is within --tolerance (default 0.2 points) of keeping them all: chosen on
-dev, never on test. Test scores of every candidate are printed for the record.
+dev, never on test. Test scores of every candidate are printed for the record. With a single
+--candidates value (for a run that trained on dev, where dev cannot choose) that value is kept.
 """
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def main() -> None:
         bundle = load_model(d)
         bundle.meta["scores"] = {**bundle.meta.get("scores", {}), "dev": {"f1": rd}, "test": {"f1": rt}}
         bundle.meta["bundled"] = {"source_run": str(args.run), "extra_pretrained_words": keep,
-                                  "weights": "float16", "selection": f"smallest extra vocabulary within {args.tolerance} dev F1 points of all"}
+                                  "weights": "float16",
+                                  "selection": f"smallest extra vocabulary within {args.tolerance} dev F1 points of all"
+                                  if len(rows) > 1 else "fixed by --candidates"}
         out = Path(args.out)
         if out.exists():
             shutil.rmtree(out)
