@@ -59,7 +59,8 @@ class Encoder:
             for i, toks in enumerate(sentences)
         ]
 
-    def _char_ids(self, word: str) -> list[int]:
+    def char_ids(self, word: str) -> list[int]:
+        """The character ids of ``word`` (truncated to ``max_chars``), cached."""
         c = self._char_cache.get(word)
         if c is None:
             c = self.chars.encode_word(word, self.max_chars)
@@ -67,11 +68,23 @@ class Encoder:
                 self._char_cache[word] = c
         return c
 
-    def collate(self, items: Sequence[Encoded], index: list[int]) -> Batch:
+    def char_matrix(self, words: Sequence[str]) -> torch.Tensor:
+        """Character ids of ``words``, padded: (len(words), longest) long."""
+        ids = [self.char_ids(w) for w in words]
+        width = max(1, max((len(x) for x in ids), default=1))
+        return torch.tensor([x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
+
+    def collate(self, items: Sequence[Encoded], index: list[int], rows: dict[str, int] | None = None) -> Batch:
+        """Pad ``items`` into a batch. With ``rows`` (token -> row of a feature table the caller
+        keeps), ``char_index`` points into that table and ``chars`` is left empty."""
         lengths = torch.tensor([len(e.words) for e in items])
         mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq_len)
-        rows: dict[str, int] = {}
-        flat_rows = [rows.setdefault(w, len(rows) + 1) for e in items for w in e.tokens]
+        shared = rows is not None
+        if rows is None:
+            rows = {}
+            flat_rows = [rows.setdefault(w, len(rows) + 1) for e in items for w in e.tokens]
+        else:
+            flat_rows = [rows[w] for e in items for w in e.tokens]
         words = torch.zeros(mask.shape, dtype=torch.long)
         words[mask] = torch.tensor([i for e in items for i in e.words], dtype=torch.long)
         char_index = torch.zeros(mask.shape, dtype=torch.long)
@@ -80,9 +93,7 @@ class Encoder:
         if items[0].tags is not None:
             tags = torch.zeros(mask.shape, dtype=torch.long)
             tags[mask] = torch.tensor([i for e in items for i in e.tags], dtype=torch.long)
-        ids = [self._char_ids(w) for w in rows]
-        width = max(1, max((len(x) for x in ids), default=1))
-        chars = torch.tensor([[0] * width] + [x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
+        chars = torch.zeros(0, 1, dtype=torch.long) if shared else self.char_matrix([""] + list(rows))
         return Batch(words, chars, char_index, mask, tags, index)
 
     def batches(
@@ -92,10 +103,12 @@ class Encoder:
         shuffle: bool = False,
         rng: random.Random | None = None,
         max_tokens: int = 0,
+        rows: dict[str, int] | None = None,
     ) -> Iterator[Batch]:
-        """Batches of sentences of similar length (see :func:`length_buckets`)."""
+        """Batches of sentences of similar length (see :func:`length_buckets`); ``rows`` as in
+        :meth:`collate`."""
         for group in length_buckets([len(e.words) for e in items], batch_size, shuffle, rng, max_tokens):
-            yield self.collate([items[i] for i in group], group)
+            yield self.collate([items[i] for i in group], group, rows)
 
 
 def length_buckets(

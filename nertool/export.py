@@ -183,6 +183,12 @@ class ScriptedModel:
     def emissions(self, words, chars, char_index, mask):
         return self.module.emitter(words, chars, char_index, mask)
 
+    def word_features(self, chars):
+        return self.module.emitter.word_features(chars)
+
+    def emissions_from_features(self, words, features, char_index, mask):
+        return self.module.emitter.from_features(words, features, char_index, mask)
+
     def transition_scores(self):
         return self.module.start, self.module.end, self.module.transitions
 

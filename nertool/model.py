@@ -148,7 +148,18 @@ class Emitter(nn.Module):
         return x
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        per_word = torch.cat([self.chars(chars), self.case(chars)], dim=1)  # shape: (words, char_dim + case_dim)
+        return self.from_features(words, self.word_features(chars), char_index, mask)
+
+    @torch.jit.export
+    def word_features(self, chars: torch.Tensor) -> torch.Tensor:
+        """Character features of words: (words, max_chars) -> (words, char_dim + case_dim); the
+        empty word (all padding) gets zeros."""
+        return torch.cat([self.chars(chars), self.case(chars)], dim=1)
+
+    @torch.jit.export
+    def from_features(self, words: torch.Tensor, per_word: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Emissions from word ids and precomputed :meth:`word_features` rows (``char_index``
+        points each token at its row)."""
         x = torch.cat([self.embed_words(words), per_word[char_index]], dim=2)
         x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
         lengths = mask.sum(1)
@@ -219,6 +230,14 @@ class BiLstmCrf(nn.Module):
     def emissions(self, words, chars, char_index, mask) -> torch.Tensor:
         """Per-token tag scores, shape (batch, seq_len, num_tags)."""
         return self.emitter(words, chars, char_index, mask)
+
+    def word_features(self, chars: torch.Tensor) -> torch.Tensor:
+        """Per-word character features (see :meth:`Emitter.word_features`)."""
+        return self.emitter.word_features(chars)
+
+    def emissions_from_features(self, words, features, char_index, mask) -> torch.Tensor:
+        """:meth:`emissions` with the character features of each ``char_index`` row given."""
+        return self.emitter.from_features(words, features, char_index, mask)
 
     def loss(self, words, chars, char_index, mask, tags) -> torch.Tensor:
         """Mean negative log-likelihood of the gold tags over the batch's sentences."""

@@ -52,6 +52,9 @@ class SentenceResult:
     nbest: list[tuple[list[str], float]] | None = None
 
 
+FEATURE_CACHE_ROWS = 200_000  # words whose character features a Tagger keeps
+
+
 class Tagger:
     """Tags text with a trained model directory (or a bundled model name such as ``en``)."""
 
@@ -71,6 +74,11 @@ class Tagger:
         self._continue = self._continuations()
         self._parsed = [tagmod.split_tag(l) for l in self.labels] if self.scheme != "none" else []
         self._label_map = tagmod.label_map(self.labels, self.internal, self.scheme)
+        # character features of every word seen so far, computed once per word type: rows of
+        # _features (row 0: the empty word) and the token -> row map (the weights never change)
+        self._feature_rows: dict[str, int] = {}
+        self._features: torch.Tensor | None = None
+        self._n_features = 1
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
@@ -125,9 +133,10 @@ class Tagger:
         out: list[SentenceResult | None] = [None] * len(items)
         start, end, trans = self._trans
         with torch.inference_mode():
-            for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50):
+            features = self._word_features({w for s in sentences for w in s})
+            for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50, rows=self._feature_rows):
                 batch = batch.to(self.device)
-                em = self.model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
+                em = self.model.emissions_from_features(batch.words, features, batch.char_index, batch.mask)
                 best, _ = viterbi(em, batch.mask, start, end, trans)
                 lengths = batch.mask.sum(1).tolist()
                 rows = best.tolist()
@@ -160,7 +169,37 @@ class Tagger:
                     out[i] = res
         return out  # type: ignore[return-value]
 
+    def clear_cache(self) -> None:
+        """Forget the per-word character features computed so far (they are recomputed on demand)."""
+        self._feature_rows.clear()
+        self._features, self._n_features = None, 1
+
     # -- internals ----------------------------------------------------------------------------
+    def _word_features(self, words: set[str]) -> torch.Tensor:
+        """The feature table, extended with the words not seen before: (rows, feature_dim)."""
+        rows = self._feature_rows
+        missing = sorted((w for w in words if w not in rows), key=len)
+        if self._features is not None and self._n_features + len(missing) > FEATURE_CACHE_ROWS:
+            rows.clear()  # start afresh rather than grow without bound on an endless stream
+            self._n_features = 1
+            missing = sorted(words, key=len)
+        new = [
+            self.model.word_features(self.encoder.char_matrix(missing[i : i + 4096]).to(self.device))
+            for i in range(0, len(missing), 4096)
+        ]
+        n = self._n_features + len(missing)
+        if self._features is None or n > self._features.shape[0]:
+            dim = new[0].shape[1] if new else self.model.word_features(self.encoder.char_matrix([""]).to(self.device)).shape[1]
+            grown = torch.zeros(max(n, 2 * self._n_features, 1024), dim, device=self.device)
+            if self._features is not None:
+                grown[: self._n_features] = self._features[: self._n_features]
+            self._features = grown
+        if new:
+            self._features[self._n_features : n] = torch.cat(new)
+            rows.update(zip(missing, range(self._n_features, n)))
+            self._n_features = n
+        return self._features[: self._n_features]
+
     def _chunks(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
         if self.scheme == "none":
             return []

@@ -115,6 +115,34 @@ def test_pipe_and_tag_tokens(tagger):
     assert doc.text == "Olga works for UNESCO" and len(doc.tags) == 4
 
 
+def test_cached_word_features_give_the_per_batch_emissions(tiny_model, tiny_corpus, monkeypatch):
+    """The Tagger computes character features once per word type and keeps them; the emissions
+    must equal those of the plain per-batch path, across calls, and after the cache overflows."""
+    from nertool import tagger as tagger_mod
+    from nertool.conll import read_conll
+
+    sents = [t for t, _ in read_conll(tiny_corpus["test"])]
+    t = Tagger.load(str(tiny_model), batch_size=7)
+    plain = [r.tags for r in Tagger.load(str(tiny_model), batch_size=7).tag_sentences(sents[:3])]
+    first = t.tag_sentences(sents)
+    assert [r.tags for r in first[:3]] == plain
+    assert [r.tags for r in t.tag_sentences(sents[::-1])][::-1] == [r.tags for r in first]
+    with torch.inference_mode():
+        for batch in t.encoder.batches(t.encoder.encode(sents), 7):
+            a = t.model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
+            b = t.model.emissions_from_features(batch.words, t.model.word_features(batch.chars), batch.char_index, batch.mask)
+            assert torch.allclose(a, b, atol=1e-6)
+        cached = t._word_features(set())
+        rows = list(t._feature_rows.items())
+        direct = t.model.word_features(t.encoder.char_matrix([w for w, _ in rows]))
+        assert torch.allclose(cached[[r for _, r in rows]], direct, atol=1e-6)
+        assert not cached[0].any()  # row 0: the empty word (padding)
+    monkeypatch.setattr(tagger_mod, "FEATURE_CACHE_ROWS", 20)
+    small = Tagger.load(str(tiny_model), batch_size=7)
+    for i in range(0, len(sents), 5):  # far more distinct words than 20: the table starts afresh
+        assert [r.tags for r in small.tag_sentences(sents[i : i + 5])] == [r.tags for r in first[i : i + 5]]
+
+
 def test_ten_thousand_token_sentence(tagger):
     toks = ("Tom visited Paris and".split() * 2500)
     [res] = tagger.tag_sentences([toks])
