@@ -26,6 +26,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "nertool" / "models" / "en"))
     ap.add_argument("--tolerance", type=float, default=0.2, help="dev F1 points one may give up for size")
     ap.add_argument("--candidates", default=",".join("all" if n is None else str(n) for n in CANDIDATES))
+    ap.add_argument("--dev-in-train", action="store_true",
+                    help="the run trained on train + dev: record that, and no dev score")
     args = ap.parse_args()
 
     from nertool.checkpoint import compact, load_model, save_model
@@ -51,6 +53,10 @@ def main() -> None:
         keep, size, rd, rt, d = next(r for r in sorted(rows) if r[2] >= best_dev - args.tolerance / 100)
         bundle = load_model(d)
         bundle.meta["scores"] = {**bundle.meta.get("scores", {}), "dev": {"f1": rd}, "test": {"f1": rt}}
+        if args.dev_in_train:
+            bundle.meta["scores"].pop("dev")
+            bundle.meta["corpus"] = {**bundle.meta.get("corpus", {}), "train": "conll2003 train.txt + valid.txt",
+                                     "dev": None, "test": "conll2003 test.txt"}
         bundle.meta["bundled"] = {"source_run": str(args.run), "extra_pretrained_words": keep,
                                   "weights": "float16",
                                   "selection": f"smallest extra vocabulary within {args.tolerance} dev F1 points of all"

@@ -14,5 +14,5 @@ start=$(date +%s)
 .venv/bin/nertool train "$TMP/train+dev.txt" --test "$C/test.txt" --embeddings glove-6b-50d \
     --epochs "$EPOCHS" --patience 0 --out "$OUT" "$@"
 echo "wall time: $(( $(date +%s) - start )) s"
-.venv/bin/python scripts/make_bundled_model.py "$OUT" --candidates 100000
+.venv/bin/python scripts/make_bundled_model.py "$OUT" --candidates 100000 --dev-in-train
 .venv/bin/nertool evaluate en "$C/test.txt"
