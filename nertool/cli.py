@@ -22,6 +22,14 @@ from .errors import NertoolError
 app = typer.Typer(
     name="nertool",
     help="Bi-LSTM-CRF sequence labelling: train, evaluate and tag (NER, chunking, POS).",
+    epilog=(
+        "Examples:\n\n"
+        "  nertool tag notes.txt --format inline       (the bundled English model)\n\n"
+        "  nertool train train.txt --dev valid.txt --embeddings glove-6b-50d --out runs/en\n\n"
+        "  nertool evaluate runs/en test.txt --json\n\n"
+        "  nertool export runs/en tagger.pt\n\n"
+        "Run nertool COMMAND --help for each command's options and examples."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
