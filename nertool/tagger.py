@@ -178,27 +178,24 @@ class Tagger:
     def _word_features(self, words: set[str]) -> torch.Tensor:
         """The feature table, extended with the words not seen before: (rows, feature_dim)."""
         rows = self._feature_rows
-        missing = sorted((w for w in words if w not in rows), key=len)
-        if self._features is not None and self._n_features + len(missing) > FEATURE_CACHE_ROWS:
-            rows.clear()  # start afresh rather than grow without bound on an endless stream
-            self._n_features = 1
-            missing = sorted(words, key=len)
-        new = [
-            self.model.word_features(self.encoder.char_matrix(missing[i : i + 4096]).to(self.device))
-            for i in range(0, len(missing), 4096)
-        ]
+        missing = sorted((w for w in words if w not in rows), key=lambda w: (len(w), w))
+        if rows and self._n_features + len(missing) > FEATURE_CACHE_ROWS:
+            self.clear_cache()  # start afresh rather than grow without bound on an endless stream
+            missing = sorted(words, key=lambda w: (len(w), w))
+        if self._features is None:  # row 0: the empty word that pads sentences (zeros)
+            self._features = self.model.word_features(self.encoder.char_matrix([""]).to(self.device))
         n = self._n_features + len(missing)
-        if self._features is None or n > self._features.shape[0]:
-            dim = new[0].shape[1] if new else self.model.word_features(self.encoder.char_matrix([""]).to(self.device)).shape[1]
-            grown = torch.zeros(max(n, 2 * self._n_features, 1024), dim, device=self.device)
-            if self._features is not None:
-                grown[: self._n_features] = self._features[: self._n_features]
+        if n > self._features.shape[0]:
+            grown = self._features.new_zeros(max(n, 2 * self._features.shape[0]), self._features.shape[1])
+            grown[: self._n_features] = self._features[: self._n_features]
             self._features = grown
-        if new:
-            self._features[self._n_features : n] = torch.cat(new)
-            rows.update(zip(missing, range(self._n_features, n)))
-            self._n_features = n
-        return self._features[: self._n_features]
+        for i in range(0, len(missing), 4096):
+            chunk = missing[i : i + 4096]
+            at = self._n_features + i
+            self._features[at : at + len(chunk)] = self.model.word_features(self.encoder.char_matrix(chunk).to(self.device))
+        rows.update(zip(missing, range(self._n_features, n)))
+        self._n_features = n
+        return self._features[:n]
 
     def _chunks(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
         if self.scheme == "none":
