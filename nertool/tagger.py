@@ -75,10 +75,10 @@ class Tagger:
         self._parsed = [tagmod.split_tag(l) for l in self.labels] if self.scheme != "none" else []
         self._label_map = tagmod.label_map(self.labels, self.internal, self.scheme)
         # character features of every word seen so far, computed once per word type: rows of
-        # _features (row 0: the empty word) and the token -> row map (the weights never change)
+        # _features (row 0: the empty word, then rows 1..len(_feature_rows)) and the token -> row
+        # map (the weights never change)
         self._feature_rows: dict[str, int] = {}
         self._features: torch.Tensor | None = None
-        self._n_features = 1
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
@@ -172,29 +172,28 @@ class Tagger:
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
         self._feature_rows.clear()
-        self._features, self._n_features = None, 1
+        self._features = None
 
     # -- internals ----------------------------------------------------------------------------
     def _word_features(self, words: set[str]) -> torch.Tensor:
         """The feature table, extended with the words not seen before: (rows, feature_dim)."""
         rows = self._feature_rows
         missing = sorted((w for w in words if w not in rows), key=lambda w: (len(w), w))
-        if rows and self._n_features + len(missing) > FEATURE_CACHE_ROWS:
+        if rows and len(rows) + 1 + len(missing) > FEATURE_CACHE_ROWS:
             self.clear_cache()  # start afresh rather than grow without bound on an endless stream
             missing = sorted(words, key=lambda w: (len(w), w))
         if self._features is None:  # row 0: the empty word that pads sentences (zeros)
             self._features = self.model.word_features(self.encoder.char_matrix([""]).to(self.device))
-        n = self._n_features + len(missing)
+        used = len(rows) + 1
+        n = used + len(missing)
         if n > self._features.shape[0]:
             grown = self._features.new_zeros(max(n, 2 * self._features.shape[0]), self._features.shape[1])
-            grown[: self._n_features] = self._features[: self._n_features]
+            grown[:used] = self._features[:used]
             self._features = grown
         for i in range(0, len(missing), 4096):
             chunk = missing[i : i + 4096]
-            at = self._n_features + i
-            self._features[at : at + len(chunk)] = self.model.word_features(self.encoder.char_matrix(chunk).to(self.device))
-        rows.update(zip(missing, range(self._n_features, n)))
-        self._n_features = n
+            self._features[used + i : used + i + len(chunk)] = self.model.word_features(self.encoder.char_matrix(chunk).to(self.device))
+        rows.update(zip(missing, range(used, n)))
         return self._features[:n]
 
     def _chunks(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
