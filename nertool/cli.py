@@ -148,6 +148,7 @@ def train_cmd(
     dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default).")] = None,
+    device: Annotated[str, typer.Option(help="Where to train: cpu, cuda or cuda:N (the saved model is the same).")] = "cpu",
 ):
     """Train a Bi-LSTM-CRF tagger and save the best model (by dev span F1) to --out.
 
@@ -182,7 +183,7 @@ def train_cmd(
             "sentences": sizes, "scheme": c.scheme}
     reporter = RichReporter(err)
     try:
-        result = train(c, cfg, out_dir, reporter, corpus_info=info, resume=resume is not None)
+        result = train(c, cfg, out_dir, reporter, corpus_info=info, resume=resume is not None, device=device)
     finally:
         reporter.stop()
     _print_summary(result)

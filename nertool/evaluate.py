@@ -53,20 +53,22 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     }
 
 
-def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512) -> list[list[str]]:
-    """Viterbi tags of every sentence, in the corpus's own scheme."""
+def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512,
+            device: str = "cpu") -> list[list[str]]:
+    """Viterbi tags of every sentence, in the corpus's own scheme, computed on ``device``."""
     from .tagger import Tagger
 
     was_training = bundle.model.training
     try:
-        return [r.tags for r in Tagger(bundle, batch_size=batch_size).tag_sentences(sentences, scores=False)]
+        return [r.tags for r in Tagger(bundle, device=device, batch_size=batch_size).tag_sentences(sentences, scores=False)]
     finally:
         bundle.model.train(was_training)
 
 
-def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512) -> dict[str, Any]:
+def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512,
+             device: str = "cpu") -> dict[str, Any]:
     """Score a model on labelled sentences ``[(tokens, tags), ...]`` in the corpus's scheme."""
-    pred = predict(bundle, [t for t, _ in sentences], batch_size)
+    pred = predict(bundle, [t for t, _ in sentences], batch_size, device)
     return score([g for _, g in sentences], pred, bundle.scheme, mode)
 
 

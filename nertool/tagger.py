@@ -60,7 +60,7 @@ class Tagger:
 
     def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256, threads: int = 0):
         self.bundle = bundle
-        self.device = _device(device)
+        self.device = torch_device(device)
         self.batch_size = batch_size
         if threads:
             torch.set_num_threads(threads)
@@ -85,7 +85,7 @@ class Tagger:
         """Load a model directory, or a bundled model by name."""
         from .export import load_any
 
-        _device(device)
+        torch_device(device)
         return cls(load_any(model, device), device, batch_size, threads)
 
     # -- public API ---------------------------------------------------------------------------
@@ -268,7 +268,8 @@ class Tagger:
         return Doc(text, tokens, tags, spans, probs, ranges, nb)
 
 
-def _device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
+    """The torch device named ``name`` (cpu, cuda, cuda:N); an error when CUDA is asked for but absent."""
     try:
         dev = torch.device(name)
     except RuntimeError:

@@ -29,6 +29,7 @@ from .evaluate import evaluate
 from .fileio import atomic_write_bytes, atomic_write_text
 from .model import BiLstmCrf
 from .plot import write_training_plot
+from .tagger import torch_device
 from .vocab import CharVocab, WordVocab
 
 
@@ -153,14 +154,14 @@ def _save_state(out: Path, model, opt, sched, ema, rng: random.Random, loop: dic
     """A resumable snapshot taken at the end of an epoch: tensors in safetensors, the rest in JSON
     (nothing pickled). The JSON is written last and names the epoch, so a snapshot is only used
     once both files are complete."""
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items() if k != "emitter.pretrained"}
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k != "emitter.pretrained"}
     opt_state = opt.state_dict()
     for i, st in opt_state["state"].items():
         for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = v.detach().reshape(-1).contiguous() if v.dim() == 0 else v.detach().contiguous()
+            tensors[f"opt.{i}.{k}"] = (v.detach().reshape(-1) if v.dim() == 0 else v.detach()).contiguous().cpu()
     if ema is not None:
         for i, t in enumerate(ema.shadow):
-            tensors[f"ema.{i}"] = t.contiguous()
+            tensors[f"ema.{i}"] = t.contiguous().cpu()
     tensors["rng.torch"] = torch.get_rng_state()
     atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
     state = {
@@ -190,7 +191,7 @@ def _load_state(out: Path, model, opt, sched, ema, rng: random.Random) -> dict[s
         st = {}
         for k in keys:
             v = tensors[f"opt.{i}.{k}"]
-            st[k] = v.reshape(()) if k == "step" else v
+            st[k] = v.reshape(()) if k == "step" else v.to(model.emitter.pretrained.device)
         opt_state["state"][int(i)] = st
     opt.load_state_dict(opt_state)
     sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})
@@ -211,11 +212,13 @@ def train(
     reporter: Reporter | None = None,
     corpus_info: dict[str, Any] | None = None,
     resume: bool = False,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train on ``corpus['train']``, select the best epoch by dev span F1, save the best model to
     ``out_dir`` (with ``metrics.jsonl`` and a resumable training state after every epoch), and
     score it on ``corpus['test']`` when present. With ``resume``, continue from the state in
-    ``out_dir``: the run ends as an uninterrupted one with the same seed would (on CPU)."""
+    ``out_dir``: the run ends as an uninterrupted one with the same seed would (on CPU). ``device``
+    (``cpu``, ``cuda``, ``cuda:N``) is where the model trains; the saved model is the same format."""
     reporter = reporter or SilentReporter()
     tc = config.train
     out = Path(out_dir)
@@ -242,7 +245,8 @@ def train(
         data=config.data.to_dict(),
         trained_with=f"nertool {__version__}",
     )
-    model = bundle.model
+    dev_ = torch_device(device)
+    model = bundle.model.to(dev_)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
     train_items = _encode_split(bundle, encoder, train_sents)
 
@@ -279,6 +283,7 @@ def train(
             e0 = time.monotonic()
             total, n = 0.0, 0
             for batch in encoder.batches(train_items, tc.batch_size, shuffle=True, rng=rng):
+                batch = batch.to(dev_)
                 opt.zero_grad(set_to_none=True)
                 loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
                 loss.backward()
@@ -300,7 +305,7 @@ def train(
             if ema is not None:
                 ema.swap()  # evaluate and save the averaged weights
             if dev_sents:
-                dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size)
+                dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size, device=device)
                 record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
                 improved = dev["f1"] > loop["best_f1"]
             else:
@@ -338,7 +343,7 @@ def train(
         bundle.meta["scores"] = read_config(out).get("scores", {})
     test_scores = None
     if test_sents:
-        test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size)
+        test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size, device=device)
         bundle.meta["scores"]["test"] = {k: test_scores[k] for k in ("precision", "recall", "f1", "accuracy")}
     bundle.meta["scores"]["stopped_by"] = stopped_by
     save_model(out, bundle)

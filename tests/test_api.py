@@ -1,9 +1,11 @@
 """The public API and the model variants, trained for a moment on tiny data."""
 import pytest
+import torch
 
 import nertool
 from conftest import SAMPLE
 from nertool import Config, Span, Tagger, load_corpus, train
+from nertool.errors import NertoolError
 
 
 def test_public_api_names():
@@ -42,3 +44,27 @@ def test_pos_tagging_from_conllu(tmp_path):
     train(corpus, cfg, tmp_path / "pos")
     res = Tagger.load(str(tmp_path / "pos")).tag_sentences([["Tom", "runs", "."]])[0]
     assert res.tags == ["PROPN", "VERB", "PUNCT"] and res.chunks == []
+
+
+def _tiny_config(epochs: int = 2):
+    base = Config()
+    return Config(model=base.model.replace(hidden_size=16, char_hidden=8),
+                  train=base.train.replace(epochs=epochs, batch_size=16, threads=1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_training_on_absent_cuda_is_a_clear_error(tmp_path):
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
+    with pytest.raises(NertoolError, match="CUDA is not available"):
+        train(corpus, _tiny_config(), tmp_path / "run", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_saves_a_model_that_tags_on_cpu(tmp_path):
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll", SAMPLE / "test.conll")
+    result = train(corpus, _tiny_config(3), tmp_path / "run", device="cuda")
+    assert result.epochs_run == 3 and result.test is not None
+    # the saved model, scored on CPU, gives the test scores measured on the GPU
+    from nertool.evaluate import evaluate_file
+    on_cpu = evaluate_file(str(tmp_path / "run"), SAMPLE / "test.conll")
+    assert abs(on_cpu["f1"] - result.test["f1"]) < 0.02
