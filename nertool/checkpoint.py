@@ -5,7 +5,10 @@
     chars.json        character vocabulary
     model.safetensors weights (never pickled)
 
-Loading needs nothing else.
+Loading needs nothing else. A model saved with ``pack=True`` stores the pretrained vectors of the
+words never seen in training (rows ``n_tuned`` onwards of ``emitter.pretrained``) as 4-bit codes,
+one 16-level codebook per dimension: ``emitter.pretrained`` then holds only the first ``n_tuned``
+rows, next to ``emitter.pretrained.codes`` and ``emitter.pretrained.levels``.
 """
 from __future__ import annotations
 
@@ -65,15 +68,55 @@ def structure(bundle: ModelBundle) -> dict:
     }
 
 
-def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False) -> None:
+PACKED = ("emitter.pretrained.codes", "emitter.pretrained.levels")
+
+
+def pack4(x: torch.Tensor, iterations: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """4-bit codes of ``x`` (rows, dim), one 16-level codebook per column (1-D k-means started at
+    quantiles). Returns ``codes`` (rows, ceil(dim / 2)) uint8, two codes a byte, and ``levels``
+    (dim, 16) float32, sorted."""
+    x = x.detach().float().cpu()
+    rows, dim = x.shape
+    q = (torch.arange(16, dtype=torch.float64) + 0.5) / 16
+    levels = torch.empty(dim, 16)
+    codes = torch.empty(rows, dim + dim % 2, dtype=torch.uint8)
+    codes[:, dim:] = 0
+    for j in range(dim):
+        col = x[:, j].double()
+        c = torch.quantile(col, q) if rows else torch.zeros(16, dtype=torch.float64)
+        for _ in range(iterations if rows else 0):
+            a = torch.bucketize(col, (c[1:] + c[:-1]) / 2)
+            n = torch.bincount(a, minlength=16)
+            sums = torch.bincount(a, col, minlength=16)
+            c = torch.where(n > 0, sums / n.clamp(min=1), c).sort().values
+        levels[j] = c.float()
+        codes[:, j] = torch.bucketize(col, (c[1:] + c[:-1]) / 2).to(torch.uint8)
+    return (codes[:, 0::2] | (codes[:, 1::2] << 4)).contiguous(), levels
+
+
+def unpack4(codes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """The (rows, dim) float32 matrix that :func:`pack4` codes stand for."""
+    dim = levels.shape[0]
+    c = torch.stack((codes & 15, codes >> 4), dim=2).reshape(codes.shape[0], 2 * codes.shape[1])[:, :dim].long()  # (rows, dim)
+    return levels.float().gather(1, c.t()).t().contiguous()
+
+
+def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, pack: bool = False) -> None:
     """Write the bundle; each file is replaced atomically. ``half`` stores floating-point weights
-    as float16 (loading casts them back to float32)."""
+    as float16 (loading casts them back to float32); ``pack`` stores the pretrained vectors of
+    words never seen in training as 4-bit codes (see the module docstring)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     m = bundle.model
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if pack:
+        if not m.emitter.has_pretrained:
+            raise ModelError("only models with pretrained embeddings can be packed")
+        table = m.emitter.pretrained.detach().cpu()
+        state[PACKED[0]], state[PACKED[1]] = pack4(table[m.n_tuned:])
+        state["emitter.pretrained"] = state["emitter.pretrained"][: m.n_tuned].contiguous()
     atomic_write_bytes(d / "model.safetensors", st_save(state))
     bundle.words.save(d / "words.json")
     bundle.chars.save(d / "chars.json")
@@ -120,6 +163,12 @@ def load_model(directory: str | Path) -> ModelBundle:
         raise ModelError(f"{weights}: missing") from None
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise ModelError(f"{weights}: not a valid safetensors file ({e})") from None
+    if all(k in state for k in PACKED):
+        try:
+            extra = unpack4(state.pop(PACKED[0]), state.pop(PACKED[1]))
+            state["emitter.pretrained"] = torch.cat((state["emitter.pretrained"].float(), extra))
+        except (KeyError, RuntimeError, IndexError) as e:
+            raise ModelError(f"{weights}: packed pretrained vectors are malformed ({e})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/make_bundled_model.py runs/en
 
-The run is compacted (trained corrections folded into the pretrained rows, float16 storage); of
+The run is compacted (trained corrections folded into the pretrained rows, float16 storage, the
+vectors of words never seen in training packed to 4 bits a value unless --no-pack); of
 the GloVe words never seen in training, only the most frequent N are kept, N being the smallest
 candidate whose dev F1 is within --tolerance (default 0.2 points) of keeping them all: chosen on
 dev, never on test. Test scores of every candidate are printed for the record. With a single
@@ -26,6 +27,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "nertool" / "models" / "en"))
     ap.add_argument("--tolerance", type=float, default=0.2, help="dev F1 points one may give up for size")
     ap.add_argument("--candidates", default=",".join("all" if n is None else str(n) for n in CANDIDATES))
+    ap.add_argument("--no-pack", dest="pack", action="store_false",
+                    help="keep the pretrained-only vectors in float16 instead of 4-bit codes")
     ap.add_argument("--dev-in-train", action="store_true",
                     help="the run trained on train + dev: record that, and no dev score")
     args = ap.parse_args()
@@ -43,7 +46,7 @@ def main() -> None:
             keep = extra_all if n == "all" else min(int(n), extra_all)
             small = compact(full, keep)
             d = Path(tmp) / str(keep)
-            save_model(d, small, half=True)
+            save_model(d, small, half=True, pack=args.pack)
             small = load_model(d)  # score what will ship: float16 weights read back
             size = sum(f.stat().st_size for f in d.iterdir()) / 2**20
             rd, rt = evaluate(small, dev)["f1"], evaluate(small, test)["f1"]
@@ -58,13 +61,13 @@ def main() -> None:
             bundle.meta["corpus"] = {**bundle.meta.get("corpus", {}), "train": "conll2003 train.txt + valid.txt",
                                      "dev": None, "test": "conll2003 test.txt"}
         bundle.meta["bundled"] = {"source_run": str(args.run), "extra_pretrained_words": keep,
-                                  "weights": "float16",
+                                  "weights": "float16" + (", pretrained-only rows as 4-bit codes" if args.pack else ""),
                                   "selection": f"smallest extra vocabulary within {args.tolerance} dev F1 points of all"
                                   if len(rows) > 1 else "fixed by --candidates"}
         out = Path(args.out)
         if out.exists():
             shutil.rmtree(out)
-        save_model(out, bundle, half=True)
+        save_model(out, bundle, half=True, pack=args.pack)
     print(f"chose {keep} extra words: {size:.1f} MB, dev F1 {100 * rd:.2f}, test F1 {100 * rt:.2f} -> {out}")
 
 

@@ -76,3 +76,57 @@ def test_compacted_model_tags_identically(tmp_path, tiny_corpus):
     assert predict(small, sents) == predict(full, sents)
     assert predict(reloaded, sents) == predict(full, sents)  # float16 storage
     assert (tmp_path / "small" / "model.safetensors").stat().st_size < (tmp_path / "run" / "model.safetensors").stat().st_size
+
+
+def test_pack4_round_trip_and_error():
+    import torch
+
+    from nertool.checkpoint import pack4, unpack4
+
+    g = torch.Generator().manual_seed(0)
+    # columns with exactly 16 distinct, equally frequent values are coded exactly
+    exact = torch.stack([torch.randperm(160, generator=g) % 16 * (j + 1.5) for j in range(5)], dim=1).float()
+    codes, levels = pack4(exact)
+    assert codes.dtype == torch.uint8 and codes.shape == (160, 3) and levels.shape == (5, 16)
+    assert torch.equal(unpack4(codes, levels), exact)
+    x = torch.randn(2000, 8, generator=g)
+    err = ((unpack4(*pack4(x)) - x) ** 2).mean() / (x**2).mean()
+    assert err < 0.015  # 16 Lloyd-Max levels of a Gaussian: about 0.0095
+    assert unpack4(*pack4(torch.randn(0, 3))).shape == (0, 3)
+
+
+def test_packed_model_stores_pretrained_only_rows_in_4_bits(tmp_path, tiny_corpus):
+    import torch
+
+    from nertool.checkpoint import compact, load_model, save_model, unpack4, pack4
+    from nertool.config import Config
+    from nertool.conll import load_corpus, read_conll
+    from nertool.evaluate import predict
+    from nertool.training import train
+
+    g = torch.Generator().manual_seed(1)
+    words = ["paris", "oslo", "zanzibar", "lima"] + [f"extra{i}" for i in range(300)]
+    vecs = torch.randn(len(words), 6, generator=g)
+    p = tmp_path / "v.txt"
+    p.write_text("".join(w + " " + " ".join(f"{v:.4f}" for v in row.tolist()) + "\n" for w, row in zip(words, vecs)))
+    corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
+    base = Config()
+    train(corpus, Config(model=base.model.replace(embeddings=str(p), hidden_size=16),
+                         train=base.train.replace(epochs=2, threads=1)), tmp_path / "run")
+    small = compact(load_model(tmp_path / "run"), keep_extra=10**6)
+    n = small.model.n_tuned
+    save_model(tmp_path / "half", small, half=True)
+    save_model(tmp_path / "packed", small, half=True, pack=True)
+    packed = load_model(tmp_path / "packed")
+    table, before = packed.model.emitter.pretrained, small.model.emitter.pretrained
+    assert torch.equal(table[:n], before[:n].half().float())  # trained rows: float16
+    assert torch.equal(table[n:], unpack4(*pack4(before[n:])))  # pretrained-only rows: 4-bit codes
+    assert not torch.equal(table[n:], before[n:].half().float())
+    # the packed model is the float16 model with those rows replaced, nothing else
+    ref = load_model(tmp_path / "half")
+    ref.model.emitter.pretrained.data.copy_(table)
+    assert all(torch.equal(a, b) for a, b in zip(ref.model.state_dict().values(), packed.model.state_dict().values()))
+    sents = [t for t, _ in read_conll(tiny_corpus["test"])]
+    assert predict(packed, sents) == predict(ref, sents)
+    size = lambda d: (tmp_path / d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size("packed") < size("half")
