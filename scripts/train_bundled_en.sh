@@ -2,7 +2,8 @@
 # Reproduce the bundled English model (nertool/models/en): the project's defaults with GloVe 6B 50d,
 # trained on CoNLL-2003 train + dev (dev cannot then choose an epoch, so the number of epochs is
 # fixed from the dev-selected runs in BENCHMARKS.md), then compacted to float16 with the 100,000
-# most frequent GloVe words never seen in training (the size chosen on dev for a train-only run).
+# most frequent GloVe words never seen in training (the size chosen on dev for a train-only run),
+# whose vectors are stored as 4-bit codes.
 # Usage: scripts/train_bundled_en.sh [RUN_DIR] [EPOCHS] [extra nertool train options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
