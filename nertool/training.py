@@ -191,7 +191,7 @@ def _load_state(out: Path, model, opt, sched, ema, rng: random.Random) -> dict[s
         st = {}
         for k in keys:
             v = tensors[f"opt.{i}.{k}"]
-            st[k] = v.reshape(()) if k == "step" else v.to(model.emitter.pretrained.device)
+            st[k] = v.reshape(()) if k == "step" else v  # load_state_dict moves it to its parameter's device
         opt_state["state"][int(i)] = st
     opt.load_state_dict(opt_state)
     sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})
@@ -245,8 +245,8 @@ def train(
         data=config.data.to_dict(),
         trained_with=f"nertool {__version__}",
     )
-    dev_ = torch_device(device)
-    model = bundle.model.to(dev_)
+    where = torch_device(device)
+    model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
     train_items = _encode_split(bundle, encoder, train_sents)
 
@@ -283,7 +283,7 @@ def train(
             e0 = time.monotonic()
             total, n = 0.0, 0
             for batch in encoder.batches(train_items, tc.batch_size, shuffle=True, rng=rng):
-                batch = batch.to(dev_)
+                batch = batch.to(where)
                 opt.zero_grad(set_to_none=True)
                 loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
                 loss.backward()
