@@ -108,15 +108,15 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, p
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     m = bundle.model
+    if pack and not m.emitter.has_pretrained:
+        raise ModelError("only models with pretrained embeddings can be packed")
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    if pack:
-        if not m.emitter.has_pretrained:
-            raise ModelError("only models with pretrained embeddings can be packed")
-        table = m.emitter.pretrained.detach().cpu()
+    if pack:  # codebooks fitted to the full-precision vectors, before any float16 rounding
+        table = state["emitter.pretrained"]
         state[PACKED[0]], state[PACKED[1]] = pack4(table[m.n_tuned:])
-        state["emitter.pretrained"] = state["emitter.pretrained"][: m.n_tuned].contiguous()
+        state["emitter.pretrained"] = table[: m.n_tuned].contiguous()
+    if half:
+        state = {k: v.half() if v.is_floating_point() and k not in PACKED else v for k, v in state.items()}
     atomic_write_bytes(d / "model.safetensors", st_save(state))
     bundle.words.save(d / "words.json")
     bundle.chars.save(d / "chars.json")
