@@ -124,7 +124,7 @@ def train_cmd(
     resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this directory (its saved configuration is used).", file_okay=False)] = None,
     dev: Annotated[Optional[Path], typer.Option(help="Development file for model selection and early stopping.", exists=True, dir_okay=False)] = None,
     test: Annotated[Optional[Path], typer.Option(help="Test file scored with the best model at the end.", exists=True, dir_okay=False)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with [data], [model], [train] sections.", exists=True, dir_okay=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with \\[data], \\[model], \\[train] sections.", exists=True, dir_okay=False)] = None,
     embeddings: Annotated[Optional[str], typer.Option(help="'glove-6b-50d' or a GloVe/word2vec text file.")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="auto | conll | conllu")] = None,
     token_column: Annotated[Optional[int], typer.Option(help="Token column (0-based; negative counts from the end).")] = None,

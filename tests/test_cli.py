@@ -93,3 +93,16 @@ def test_subprocess_evaluate_and_error(tiny_model, tiny_corpus, tmp_path):
     r = subprocess.run([sys.executable, "-m", "nertool.cli", "evaluate", str(tmp_path / "nope"), str(tiny_corpus["test"])],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_every_command_has_help_with_an_example():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0 and "Examples" in r.output
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"tag", "train", "evaluate", "export", "info"} <= set(commands)
+    for name in commands:
+        r = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, name
+        assert "Example" in r.output, name
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "[data], [model], [train]" in r.output  # not swallowed as rich markup
