@@ -143,6 +143,7 @@ def train_cmd(
     char_encoder: Annotated[Optional[str], typer.Option(help="cnn | lstm | none")] = None,
     char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.")] = None,
+    dropout_mask: Annotated[Optional[str], typer.Option(help="token (a fresh mask per token) | sequence (one per sentence).")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none).")] = None,
     dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent.")] = None,
@@ -170,7 +171,8 @@ def train_cmd(
         data=cfg.data.replace(format=fmt, token_column=token_column, tag_column=tag_column, tag_field=tag_field,
                               scheme=scheme, encoding=encoding, strict=strict),
         model=cfg.model.replace(embeddings=embeddings, hidden_size=hidden_size, num_layers=layers, rnn=rnn,
-                                char_encoder=char_encoder, char_hidden=char_hidden, dropout=dropout),
+                                char_encoder=char_encoder, char_hidden=char_hidden, dropout=dropout,
+                                dropout_mask=dropout_mask),
         train=cfg.train.replace(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience,
                                 max_minutes=max_minutes, seed=seed, threads=threads, dev_fraction=dev_fraction),
     )

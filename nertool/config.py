@@ -75,6 +75,7 @@ class ModelConfig(_Strict):
     hidden_size: int = 200  # per direction
     num_layers: int = 1
     dropout: float = 0.5
+    dropout_mask: str = "token"  # token: a fresh mask for every token | sequence: one mask per sentence (locked)
     word_dropout: float = 0.05  # probability of replacing a training word by the unknown word
     tuned_dropout: float = 0.0  # probability of dropping a word's trained correction, keeping its pretrained vector
     constrain: bool = True  # forbid transitions invalid in the tag scheme (training and decoding)
@@ -82,6 +83,7 @@ class ModelConfig(_Strict):
     def __post_init__(self):
         _choice("model.char_encoder", self.char_encoder, ("cnn", "lstm", "none"))
         _choice("model.rnn", self.rnn, ("lstm", "gru"))
+        _choice("model.dropout_mask", self.dropout_mask, ("token", "sequence"))
         for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
             _positive(f"model.{name}", getattr(self, name))
         for name in ("dropout", "word_dropout", "tuned_dropout"):

@@ -94,6 +94,21 @@ class NoCase(nn.Module):
         return torch.zeros(chars.shape[0], 0, device=chars.device)
 
 
+class SequenceDropout(nn.Module):
+    """Dropout whose mask is drawn once per sequence and feature and shared by all positions
+    (variational or "locked" dropout): (batch, seq_len, dim) -> same shape."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty(x.shape[0], 1, x.shape[2], device=x.device, dtype=x.dtype).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
 class Emitter(nn.Module):
     """Word ids (batch, seq_len), the batch's distinct words' char ids (words, max_chars) with row
     0 empty, ``char_index`` (batch, seq_len) into those rows, and a bool mask (batch, seq_len)
@@ -127,7 +142,7 @@ class Emitter(nn.Module):
             batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = SequenceDropout(config.dropout) if config.dropout_mask == "sequence" else nn.Dropout(config.dropout)
         self.emit = nn.Linear(2 * config.hidden_size, n_labels)
 
     def embed_words(self, words: torch.Tensor) -> torch.Tensor:
