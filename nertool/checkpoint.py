@@ -174,7 +174,7 @@ def load_model(directory: str | Path) -> ModelBundle:
     except RuntimeError as e:
         raise ModelError(f"{weights}: weights do not match config.json: {str(e).splitlines()[0]}") from None
     model.eval()
-    words = WordVocab.load(d / "words.json", c["n_tuned"])
+    words = WordVocab.load(d / "words.json", c["n_tuned"], cased=mconf.lowercase and mconf.cased_words)
     chars = CharVocab.load(d / "chars.json")
     if len(words) != c["n_words"] or len(chars) != c["n_chars"]:
         raise ModelError(f"{d}: vocabulary sizes do not match config.json")
@@ -233,4 +233,4 @@ def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:
     state["emitter.tuned.weight"] = torch.zeros(2, table.shape[1])
     small.load_state_dict(state)
     small.eval()
-    return ModelBundle(small, WordVocab(tok, 2), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))
+    return ModelBundle(small, WordVocab(tok, 2, bundle.words.cased), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))

@@ -65,6 +65,7 @@ class ModelConfig(_Strict):
     word_dim: int = 50  # used when there are no pretrained embeddings
     lowercase: bool = True  # lower-case words for the word-embedding lookup
     digits_to_zero: bool = True  # map every digit to 0 for the word-embedding lookup
+    cased_words: bool = False  # with lowercase: training words keep their case (a row per spelling)
     char_encoder: str = "cnn"  # cnn | lstm | none
     char_dim: int = 30
     char_hidden: int = 50  # CNN filters, or LSTM hidden size (both directions together)

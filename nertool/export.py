@@ -24,7 +24,7 @@ MAGIC = "nertool-torchscript"
 class ScriptTagger(nn.Module):
     """Token strings in, tag strings out (``tag``); or tensors in, tag ids out (``forward``)."""
 
-    def __init__(self, bundle: ModelBundle, char_table: Dict[str, str]):
+    def __init__(self, bundle: ModelBundle, char_table: Dict[str, str], lower_table: Dict[str, str]):
         super().__init__()
         m = bundle.model
         self.emitter: Emitter = m.emitter
@@ -36,6 +36,10 @@ class ScriptTagger(nn.Module):
         self.word_index: Dict[str, int] = dict(bundle.words.tokenizer.get_vocab())
         self.char_index: Dict[str, int] = dict(bundle.chars.index)
         self.char_table: Dict[str, str] = char_table  # per-character normalisation (lower-casing, digits)
+        # a cased vocabulary looks a word up again lower-cased when its own spelling is unknown
+        self.cased: bool = bundle.words.cased
+        # (typed explicitly: TorchScript cannot infer the type of an empty dict)
+        self.lower_table = torch.jit.Attribute(lower_table if bundle.words.cased else {}, Dict[str, str])
         self.max_chars: int = m.config.max_word_chars
         self.unk: int = 1
         self.metadata: str = json.dumps(_metadata(bundle))
@@ -75,6 +79,18 @@ class ScriptTagger(nn.Module):
         return "".join(out)
 
     @torch.jit.export
+    def word_id(self, word: str) -> int:
+        """The vocabulary id of a token (``unk`` when unknown)."""
+        form = self.normalize(word)
+        i = self.word_index.get(form, self.unk)
+        if i == self.unk and self.cased:
+            low: List[str] = []
+            for c in self.code_points(form):
+                low.append(self.lower_table.get(c, c))
+            i = self.word_index.get("".join(low), self.unk)
+        return i
+
+    @torch.jit.export
     def encode(self, sentences: List[List[str]]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Token lists -> (words, chars, char_index, mask) tensors on the module's device."""
         b = len(sentences)
@@ -88,7 +104,7 @@ class ScriptTagger(nn.Module):
         distinct: List[List[str]] = []
         for i, s in enumerate(sentences):
             for j, w in enumerate(s):
-                words[i, j] = self.word_index.get(self.normalize(w), self.unk)
+                words[i, j] = self.word_id(w)
                 mask[i, j] = True
                 r = rows.get(w)
                 if r is None:
@@ -138,10 +154,10 @@ def _metadata(bundle: ModelBundle) -> dict:
     }
 
 
-def char_normalization_table(bundle: ModelBundle) -> Dict[str, str]:
-    """Every character the word normaliser changes, with its replacement (computed by running the
-    model's own ``tokenizers`` normaliser over all of Unicode)."""
-    norm = bundle.words.tokenizer.normalizer
+def char_normalization_table(bundle: ModelBundle, norm=None) -> Dict[str, str]:
+    """Every character the word normaliser (or ``norm``) changes, with its replacement (computed
+    by running the ``tokenizers`` normaliser over all of Unicode)."""
+    norm = norm or bundle.words.tokenizer.normalizer
     chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     normalized = [norm.normalize_str(c) for c in chars]
     return {c: n for c, n in zip(chars, normalized) if c != n}
@@ -150,7 +166,10 @@ def char_normalization_table(bundle: ModelBundle) -> Dict[str, str]:
 def export(model: str | Path, out: str | Path) -> Path:
     """Write ``model`` (a directory or bundled name) as one TorchScript file at ``out``."""
     bundle = load_model(resolve_model(model))
-    tagger = ScriptTagger(bundle, char_normalization_table(bundle)).eval()
+    from tokenizers import normalizers
+
+    lower = char_normalization_table(bundle, normalizers.Lowercase()) if bundle.words.cased else {}
+    tagger = ScriptTagger(bundle, char_normalization_table(bundle), lower).eval()
     for p in tagger.parameters():
         p.requires_grad_(False)  # inference only: no autograd bookkeeping in the exported file
     module = torch.jit.script(tagger)
@@ -248,12 +267,13 @@ def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
     flatten_rnn_weights(module)
     m = meta["model"]
     tok = Tokenizer(models.WordLevel(dict(module.word_index), unk_token=UNK))
-    tok.normalizer = make_normalizer(m["lowercase"], m["digits_to_zero"])
+    cased = bool(m["lowercase"] and m.get("cased_words", False))
+    tok.normalizer = make_normalizer(m["lowercase"] and not cased, m["digits_to_zero"])
     index = dict(module.char_index)
     chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
     model = ScriptedModel(module, meta)
     info = {k: v for k, v in meta.items() if k not in STRUCTURAL}
-    return ModelBundle(model, WordVocab(tok, meta["n_tuned"]), chars, meta["scheme"], meta["internal_scheme"], info)  # type: ignore[arg-type]
+    return ModelBundle(model, WordVocab(tok, meta["n_tuned"], cased), chars, meta["scheme"], meta["internal_scheme"], info)  # type: ignore[arg-type]
 
 
 def load_any(model: str | Path, device: str = "cpu") -> ModelBundle:

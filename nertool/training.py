@@ -111,7 +111,7 @@ def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBun
     if mc.embeddings:
         reporter.message(f"loading embeddings {mc.embeddings}")
         pre_words, pre_vecs = load_vectors(mc.embeddings)
-    words = WordVocab.build((t for t, _ in train_sents), pre_words, mc.lowercase, mc.digits_to_zero)
+    words = WordVocab.build((t for t, _ in train_sents), pre_words, mc.lowercase, mc.digits_to_zero, cased=mc.cased_words)
     chars = CharVocab.build(t for t, _ in train_sents)
     labels, internal = internal_labels(corpus.labels, corpus.scheme, config.train.internal_scheme)
     model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
@@ -119,13 +119,13 @@ def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBun
     if pre_vecs is not None:
         table = torch.zeros(len(words), pre_vecs.shape[1])
         has = torch.zeros(len(words), dtype=torch.bool)
-        norm = words.normalize
-        vocab = words.tokenizer.get_vocab()
-        seen = set()
+        norm, key = words.normalize, words.pretrained_key
+        rows: dict[str, int] = {}
         for row, w in enumerate(pre_words):
-            i = vocab.get(norm(w))
-            if i is not None and i not in seen:  # first (most frequent) spelling wins after folding
-                seen.add(i)
+            rows.setdefault(key(norm(w)), row)  # first (most frequent) spelling wins after folding
+        for i, form in enumerate(words.ids_to_words()):
+            row = rows.get(key(form)) if i >= 2 else None
+            if row is not None:
                 has[i] = True
                 table[i] = torch.from_numpy(pre_vecs[row])
         model.init_embeddings(table, has)

@@ -4,6 +4,10 @@ Words: a ``tokenizers`` WordLevel model whose normaliser (digit folding, lower-c
 the saved vocabulary, so tagging normalises exactly as training did. Ids are laid out as
 ``[PAD]=0, [UNK]=1``, then the training words (these get trainable vectors), then words known only
 from pretrained embeddings (frozen vectors; usable at tagging time although never seen in training).
+
+A *cased* vocabulary keeps the case of training words (``Apple`` and ``apple`` get rows of their
+own) while pretrained-only words are stored lower-cased; a word missing in its own case is looked
+up again lower-cased.
 """
 from __future__ import annotations
 
@@ -33,9 +37,11 @@ def make_normalizer(lowercase: bool, digits_to_zero: bool):
 class WordVocab:
     """Normalised word -> id; ``n_tuned`` ids (from 0) belong to words seen in training."""
 
-    def __init__(self, tokenizer: Tokenizer, n_tuned: int):
+    def __init__(self, tokenizer: Tokenizer, n_tuned: int, cased: bool = False):
         self.tokenizer = tokenizer
         self.n_tuned = n_tuned
+        self.cased = cased
+        self._lower = normalizers.Lowercase()
 
     @classmethod
     def build(
@@ -45,8 +51,12 @@ class WordVocab:
         lowercase: bool = True,
         digits_to_zero: bool = True,
         min_count: int = 1,
+        cased: bool = False,
     ) -> "WordVocab":
-        norm = make_normalizer(lowercase, digits_to_zero)
+        """``cased`` (with ``lowercase``): training words keep their case, the rest is lower-cased."""
+        cased = cased and lowercase
+        norm = make_normalizer(lowercase and not cased, digits_to_zero)
+        lower = normalizers.Lowercase()
         counts = Counter(norm.normalize_str(w) for toks in sentences for w in toks)
         counts.pop(PAD, None)
         counts.pop(UNK, None)
@@ -57,17 +67,23 @@ class WordVocab:
         n_tuned = len(vocab)
         for w in pretrained_words or ():
             w = norm.normalize_str(w)
+            if cased:
+                w = lower.normalize_str(w)
             if w not in vocab:
                 vocab[w] = len(vocab)
         tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
         tok.normalizer = norm
-        return cls(tok, n_tuned)
+        return cls(tok, n_tuned, cased)
 
     def __len__(self) -> int:
         return self.tokenizer.get_vocab_size()
 
     def normalize(self, word: str) -> str:
         return self.tokenizer.normalizer.normalize_str(word)
+
+    def pretrained_key(self, form: str) -> str:
+        """The form of a vocabulary entry under which pretrained vectors are looked up."""
+        return self._lower.normalize_str(form) if self.cased else form
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
         """Ids of each token of each (pre-tokenised) sentence."""
@@ -77,6 +93,10 @@ class WordVocab:
             if len(ids) != len(toks):  # an empty token string; never produced by our readers
                 ids = [self.tokenizer.token_to_id(self.normalize(t)) if t else UNK_ID for t in toks]
                 ids = [UNK_ID if i is None else i for i in ids]
+            if self.cased and UNK_ID in ids:
+                get = self.tokenizer.token_to_id
+                ids = [(get(self.pretrained_key(self.normalize(t))) or UNK_ID) if i == UNK_ID and t else i
+                       for i, t in zip(ids, toks)]
             out.append(ids)
         return out
 
@@ -91,12 +111,12 @@ class WordVocab:
         atomic_write_text(path, self.tokenizer.to_str())
 
     @classmethod
-    def load(cls, path: str | Path, n_tuned: int) -> "WordVocab":
+    def load(cls, path: str | Path, n_tuned: int, cased: bool = False) -> "WordVocab":
         try:
             tok = Tokenizer.from_file(str(path))
         except Exception as e:  # noqa: BLE001 - tokenizers raises plain Exception
             raise ModelError(f"{path}: cannot read word vocabulary: {e}") from None
-        return cls(tok, n_tuned)
+        return cls(tok, n_tuned, cased)
 
 
 class CharVocab:

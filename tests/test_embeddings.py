@@ -130,3 +130,56 @@ def test_packed_model_stores_pretrained_only_rows_in_4_bits(tmp_path, tiny_corpu
     assert predict(packed, sents) == predict(ref, sents)
     size = lambda d: (tmp_path / d / "model.safetensors").stat().st_size  # noqa: E731
     assert size("packed") < size("half")
+
+
+def test_cased_vocabulary_keeps_training_spellings_and_falls_back_to_lower_case():
+    from nertool.vocab import UNK_ID, WordVocab
+
+    v = WordVocab.build([["Apple", "apple", "US", "us", "1996"]], ["apple", "zanzibar", "the", "us"], cased=True)
+    ids = dict(zip(["Apple", "apple", "US", "us", "0000"], v.encode([["Apple", "apple", "US", "us", "2001"]])[0]))
+    assert len(set(ids.values())) == 5 and max(ids.values()) < v.n_tuned  # one trainable row per spelling
+    [[upper, title, lower, num, unk]] = v.encode([["APPLE", "Zanzibar", "zanzibar", "1234", "Qqq"]])
+    assert upper == ids["apple"]  # unknown spelling -> the lower-cased training word
+    assert title == lower >= v.n_tuned  # pretrained-only words are stored lower-cased
+    assert num == ids["0000"] and unk == UNK_ID
+    assert v.pretrained_key("Apple") == "apple"
+    # the default vocabulary folds case for every word
+    plain = WordVocab.build([["Apple", "apple"]], ["apple"])
+    assert plain.encode([["Apple", "apple"]]) == [[2, 2]]
+
+
+def test_cased_model_rows_start_from_the_lower_cased_vector_and_export_alike(tmp_path, tiny_corpus):
+    import torch
+
+    from nertool.checkpoint import compact, load_model, save_model
+    from nertool.config import Config
+    from nertool.conll import load_corpus, read_conll
+    from nertool.evaluate import predict
+    from nertool.export import export, load_exported
+    from nertool.training import train
+
+    p = tmp_path / "v.txt"
+    p.write_text("nordic 1 0 0 0\nrail 0 1 0 0\nzanzibar 0 0 1 0\nlima 0 0 0 1\n")
+    corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
+    base = Config()
+    cfg = Config(model=base.model.replace(embeddings=str(p), hidden_size=16, cased_words=True),
+                 train=base.train.replace(epochs=2, threads=1))
+    train(corpus, cfg, tmp_path / "run")
+    bundle = load_model(tmp_path / "run")
+    words = bundle.words
+    assert words.cased
+    [[nordic, nordic_low, zanz_title, zanz_low]] = words.encode([["Nordic", "NORDIC", "Zanzibar", "zanzibar"]])
+    assert nordic < words.n_tuned and zanz_title == zanz_low >= words.n_tuned
+    assert torch.equal(bundle.model.emitter.pretrained[nordic], torch.tensor([1.0, 0, 0, 0]))
+    # the exported file looks words up the same way, and tags the same
+    out = export(tmp_path / "run", tmp_path / "m.pt")
+    m = torch.jit.load(str(out))
+    probe = ["Nordic", "NORDIC", "nordic", "Zanzibar", "ZANZIBAR", "Lima", "Qqq", "1990", "İstanbul"]
+    assert [m.word_id(w) for w in probe] == words.encode([probe])[0]
+    sents = [t for t, _ in read_conll(tiny_corpus["test"])]
+    assert predict(load_exported(out), sents) == predict(bundle, sents)
+    # compaction keeps the cased lookup
+    small = compact(bundle, keep_extra=10)
+    save_model(tmp_path / "small", small)
+    assert load_model(tmp_path / "small").words.encode([probe]) == words.encode([probe])
+    assert predict(small, sents) == predict(bundle, sents)
