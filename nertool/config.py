@@ -74,7 +74,7 @@ class ModelConfig(_Strict):
     max_word_chars: int = 40  # characters of a word seen by the char encoder (the rest are cut)
     rnn: str = "lstm"  # lstm | gru
     hidden_size: int = 200  # per direction
-    num_layers: int = 1
+    num_layers: int = 2
     dropout: float = 0.5
     dropout_mask: str = "token"  # token: a fresh mask for every token | sequence: one mask per sentence (locked)
     word_dropout: float = 0.05  # probability of replacing a training word by the unknown word

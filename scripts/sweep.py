@@ -1,7 +1,7 @@
 """Compare configuration variants over several seeds, training runs in parallel processes.
 
     python scripts/sweep.py TRAIN DEV TEST --embeddings glove-6b-50d --device cuda --workers 8 \
-        --seeds 42,1,2 --out runs/sweep base layers2:num_layers=2 h100:hidden_size=100,char_hidden=80
+        --seeds 42,1,2 --out runs/sweep base layers1:num_layers=1 h100:hidden_size=100,char_hidden=80
 
 A variant is ``NAME`` or ``NAME:key=value,...`` with keys of the [model] and [train] config sections
 (``base`` with no overrides is the project's defaults). Each finished run appends one JSON line
