@@ -39,7 +39,7 @@ class ScriptTagger(nn.Module):
         # a cased vocabulary looks a word up again lower-cased when its own spelling is unknown
         self.cased: bool = bundle.words.cased
         # (typed explicitly: TorchScript cannot infer the type of an empty dict)
-        self.lower_table = torch.jit.Attribute(lower_table if bundle.words.cased else {}, Dict[str, str])
+        self.lower_table = torch.jit.Attribute(lower_table, Dict[str, str])
         self.max_chars: int = m.config.max_word_chars
         self.unk: int = 1
         self.metadata: str = json.dumps(_metadata(bundle))
@@ -268,7 +268,7 @@ def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
     m = meta["model"]
     tok = Tokenizer(models.WordLevel(dict(module.word_index), unk_token=UNK))
     cased = bool(m["lowercase"] and m.get("cased_words", False))
-    tok.normalizer = make_normalizer(m["lowercase"] and not cased, m["digits_to_zero"])
+    tok.normalizer = make_normalizer(m["lowercase"], m["digits_to_zero"], cased)
     index = dict(module.char_index)
     chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
     model = ScriptedModel(module, meta)

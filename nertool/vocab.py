@@ -25,11 +25,12 @@ PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
 
 
-def make_normalizer(lowercase: bool, digits_to_zero: bool):
+def make_normalizer(lowercase: bool, digits_to_zero: bool, cased: bool = False):
+    """The word normaliser; a ``cased`` vocabulary keeps case here and lower-cases only on fallback."""
     parts = []
     if digits_to_zero:
         parts.append(normalizers.Replace(Regex(r"\d"), "0"))
-    if lowercase:
+    if lowercase and not cased:
         parts.append(normalizers.Lowercase())
     return normalizers.Sequence(parts)
 
@@ -55,7 +56,7 @@ class WordVocab:
     ) -> "WordVocab":
         """``cased`` (with ``lowercase``): training words keep their case, the rest is lower-cased."""
         cased = cased and lowercase
-        norm = make_normalizer(lowercase and not cased, digits_to_zero)
+        norm = make_normalizer(lowercase, digits_to_zero, cased)
         lower = normalizers.Lowercase()
         counts = Counter(norm.normalize_str(w) for toks in sentences for w in toks)
         counts.pop(PAD, None)
