@@ -362,8 +362,13 @@ def info_cmd(
                          f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)")
     corpus = c.get("corpus") or {}
     if corpus:
-        t.add_row("corpus", ", ".join(f"{k}={v}" for k, v in corpus.items() if v))
-    for split, s in (c.get("scores") or {}).items():
+        t.add_row("corpus", ", ".join(
+            f"{k}: " + (", ".join(f"{s} {n}" for s, n in v.items()) if isinstance(v, dict) else str(v))
+            for k, v in corpus.items() if v))
+    scores = c.get("scores") or {}
+    if "best_epoch" in scores:
+        t.add_row("training", f"best epoch {scores['best_epoch']}, stopped by {scores.get('stopped_by', '?')}")
+    for split, s in scores.items():
         if isinstance(s, dict):
             t.add_row(f"{split} scores", ", ".join(f"{k} {100 * v:.2f}" for k, v in s.items() if isinstance(v, float)))
     t.add_row("nertool", c.get("nertool_version", "?"))

@@ -34,6 +34,13 @@ def test_train_save_load_evaluate_through_cli(tiny_corpus, tmp_path):
     r = runner.invoke(app, ["evaluate", str(out), str(tiny_corpus["test"]), "--json"])
     assert r.exit_code == 0
     assert json.loads(r.output)["f1"] == config["scores"]["test"]["f1"]
+    r = runner.invoke(app, ["info", str(out)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.replace("│", " ").split())  # the table's cells, unwrapped
+    assert f"sentences: train {config['corpus']['sentences']['train']}, dev " in text
+    assert f"best epoch {config['scores']['best_epoch']}, stopped by epochs" in text
+    assert f"f1 {100 * config['scores']['test']['f1']:.2f}" in text
+    assert "{" not in text  # no Python reprs of dicts
 
 
 def test_evaluate_json_equals_seqeval(tiny_model, tiny_corpus):
@@ -104,3 +111,4 @@ def test_every_command_has_help_with_an_example():
         assert r.exit_code == 0, name
         assert "Example" in r.output, name
     assert "[data], [model], [train]" in helps["train"].output  # not swallowed as rich markup
+
