@@ -363,7 +363,7 @@ def info_cmd(
     corpus = c.get("corpus") or {}
     if corpus:
         t.add_row("corpus", ", ".join(
-            f"{k}: " + (", ".join(f"{s} {n}" for s, n in v.items()) if isinstance(v, dict) else str(v))
+            f"{k}: " + (", ".join(f"{split} {n}" for split, n in v.items()) if isinstance(v, dict) else str(v))
             for k, v in corpus.items() if v))
     scores = c.get("scores") or {}
     if "best_epoch" in scores:

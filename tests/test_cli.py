@@ -111,4 +111,3 @@ def test_every_command_has_help_with_an_example():
         assert r.exit_code == 0, name
         assert "Example" in r.output, name
     assert "[data], [model], [train]" in helps["train"].output  # not swallowed as rich markup
-
