@@ -26,8 +26,8 @@ from . import __version__
 from .config import ModelConfig
 from .errors import ConfigError, ModelError
 from .fileio import atomic_write_bytes, atomic_write_text
-from .model import BiLstmCrf
-from .vocab import CharVocab, WordVocab
+from .model import PRETRAINED, BiLstmCrf
+from .vocab import CharVocab, Normalization, WordVocab
 
 FORMAT = "nertool-model"
 FORMAT_VERSION = 1
@@ -38,9 +38,11 @@ STRUCTURAL = frozenset({"format", "format_version", "nertool_version", "model", 
 
 @dataclass
 class ModelBundle:
-    """Everything needed to tag: the network, its vocabularies and its metadata."""
+    """Everything needed to tag: the network, its vocabularies and its metadata. ``model`` is a
+    :class:`~nertool.model.BiLstmCrf`, or any :class:`~nertool.loading.TaggingModel` (an
+    exported file)."""
 
-    model: BiLstmCrf
+    model: Any
     words: WordVocab
     chars: CharVocab
     scheme: str  # the corpus's scheme, used for output
@@ -68,7 +70,7 @@ def structure(bundle: ModelBundle) -> dict:
     }
 
 
-PACKED = ("emitter.pretrained.codes", "emitter.pretrained.levels")
+PACKED = (f"{PRETRAINED}.codes", f"{PRETRAINED}.levels")
 
 
 def pack4(x: torch.Tensor, iterations: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,9 +114,9 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, p
         raise ModelError("only models with pretrained embeddings can be packed")
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
     if pack:  # codebooks fitted to the full-precision vectors, before any float16 rounding
-        table = state["emitter.pretrained"]
+        table = state[PRETRAINED]
         state[PACKED[0]], state[PACKED[1]] = pack4(table[m.n_tuned:])
-        state["emitter.pretrained"] = table[: m.n_tuned].contiguous()
+        state[PRETRAINED] = table[: m.n_tuned].contiguous()
     if half:
         state = {k: v.half() if v.is_floating_point() and k not in PACKED else v for k, v in state.items()}
     atomic_write_bytes(d / "model.safetensors", st_save(state))
@@ -166,7 +168,7 @@ def load_model(directory: str | Path) -> ModelBundle:
     if all(k in state for k in PACKED):
         try:
             extra = unpack4(state.pop(PACKED[0]), state.pop(PACKED[1]))
-            state["emitter.pretrained"] = torch.cat((state["emitter.pretrained"].float(), extra))
+            state[PRETRAINED] = torch.cat((state[PRETRAINED].float(), extra))
         except (KeyError, RuntimeError, IndexError) as e:
             raise ModelError(f"{weights}: packed pretrained vectors are malformed ({e})") from None
     try:
@@ -174,38 +176,12 @@ def load_model(directory: str | Path) -> ModelBundle:
     except RuntimeError as e:
         raise ModelError(f"{weights}: weights do not match config.json: {str(e).splitlines()[0]}") from None
     model.eval()
-    words = WordVocab.load(d / "words.json", c["n_tuned"], cased=mconf.lowercase and mconf.cased_words)
+    words = WordVocab.load(d / "words.json", legacy=(c["n_tuned"], Normalization.from_config(mconf)))
     chars = CharVocab.load(d / "chars.json")
-    if len(words) != c["n_words"] or len(chars) != c["n_chars"]:
+    if len(words) != c["n_words"] or words.n_tuned != c["n_tuned"] or len(chars) != c["n_chars"]:
         raise ModelError(f"{d}: vocabulary sizes do not match config.json")
     meta = {k: v for k, v in c.items() if k not in STRUCTURAL}
     return ModelBundle(model, words, chars, c["scheme"], c["internal_scheme"], meta)
-
-
-def load_state_safely(path: str | Path) -> dict[str, torch.Tensor]:
-    """A weights-only torch file (never unpickles arbitrary objects)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError and others
-        raise ModelError(f"{path}: refused to load: not a weights-only torch file ({type(e).__name__})") from None
-
-
-BUNDLED_DIR = Path(__file__).parent / "models"
-
-
-def bundled_models() -> list[str]:
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()) if BUNDLED_DIR.is_dir() else []
-
-
-def resolve_model(name: str | Path) -> Path:
-    """A model path: an existing path as given, else a bundled model of that name."""
-    p = Path(name)
-    if p.exists():
-        return p
-    if isinstance(name, str) and (BUNDLED_DIR / name / "config.json").is_file():
-        return BUNDLED_DIR / name
-    avail = ", ".join(bundled_models()) or "none installed"
-    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
 
 
 def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:
@@ -217,20 +193,13 @@ def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:
     if not e.has_pretrained:
         raise ModelError("only models with pretrained embeddings can be compacted")
     limit = min(len(bundle.words), e.n_tuned + keep_extra)
-    vocab = {w: i for w, i in bundle.words.tokenizer.get_vocab().items() if i < limit}
-    from tokenizers import Tokenizer, models
-
-    from .vocab import UNK
-
-    tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    tok.normalizer = bundle.words.tokenizer.normalizer
     labels = m.labels
     small = BiLstmCrf(m.config, limit, 2, len(bundle.chars), labels, bundle.internal_scheme, m.pretrained_dim)
     state = {k: v.clone() for k, v in m.state_dict().items()}
-    table = state["emitter.pretrained"][:limit].clone()
+    table = state[PRETRAINED][:limit].clone()
     table[: e.n_tuned] += state["emitter.tuned.weight"]
-    state["emitter.pretrained"] = table
+    state[PRETRAINED] = table
     state["emitter.tuned.weight"] = torch.zeros(2, table.shape[1])
     small.load_state_dict(state)
     small.eval()
-    return ModelBundle(small, WordVocab(tok, 2, bundle.words.cased), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))
+    return ModelBundle(small, bundle.words.truncated(limit, 2), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))

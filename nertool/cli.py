@@ -17,7 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from . import config as C
 from .errors import NertoolError
+from .inputs import INPUT_FORMATS
+from .output import OUTPUT_FORMATS
 
 app = typer.Typer(
     name="nertool",
@@ -39,9 +42,43 @@ out = Console(highlight=False)
 _state = {"debug": False}
 
 
-class Mode(str, Enum):
-    default = "default"
-    strict = "strict"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum over the allowed values (defined once, in nertool.config or the reader modules)."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+Mode = _choices("Mode", C.EVAL_MODES)
+DataFormat = _choices("DataFormat", C.DATA_FORMATS)
+Scheme = _choices("Scheme", C.SCHEMES)
+TagField = _choices("TagField", C.TAG_FIELDS)
+Optimizer = _choices("Optimizer", C.OPTIMIZERS)
+Rnn = _choices("Rnn", C.RNNS)
+CharEncoder = _choices("CharEncoder", C.CHAR_ENCODERS)
+DropoutMask = _choices("DropoutMask", C.DROPOUT_MASKS)
+InputFormat = _choices("InputFormat", INPUT_FORMATS)
+OutputFormat = _choices("OutputFormat", OUTPUT_FORMATS)
+
+# train's options that set a config field: option name -> (section, field)
+TRAIN_OPTIONS = {
+    "fmt": ("data", "format"), "token_column": ("data", "token_column"), "tag_column": ("data", "tag_column"),
+    "tag_field": ("data", "tag_field"), "scheme": ("data", "scheme"), "encoding": ("data", "encoding"),
+    "strict": ("data", "strict"), "embeddings": ("model", "embeddings"), "hidden_size": ("model", "hidden_size"),
+    "layers": ("model", "num_layers"), "rnn": ("model", "rnn"), "char_encoder": ("model", "char_encoder"),
+    "char_hidden": ("model", "char_hidden"), "dropout": ("model", "dropout"), "dropout_mask": ("model", "dropout_mask"),
+    "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+    "optimizer": ("train", "optimizer"), "patience": ("train", "patience"), "max_minutes": ("train", "max_minutes"),
+    "seed": ("train", "seed"), "threads": ("train", "threads"), "dev_fraction": ("train", "dev_fraction"),
+}
+
+
+def config_from_options(toml: Path | None, options: dict) -> "C.Config":
+    """The TOML file's config (or the defaults) with the options that were given on top."""
+    base = C.Config.from_toml(toml) if toml else C.Config()
+    changes: dict[str, dict] = {}
+    for name, (section, key) in TRAIN_OPTIONS.items():
+        value = options.get(name)
+        changes.setdefault(section, {})[key] = value.value if isinstance(value, Enum) else value
+    return base.override(changes)
 
 
 def _user_errors(fn):
@@ -126,24 +163,24 @@ def train_cmd(
     test: Annotated[Optional[Path], typer.Option(help="Test file scored with the best model at the end.", exists=True, dir_okay=False)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with \\[data], \\[model], \\[train] sections.", exists=True, dir_okay=False)] = None,
     embeddings: Annotated[Optional[str], typer.Option(help="'glove-6b-50d' or a GloVe/word2vec text file.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="auto | conll | conllu")] = None,
+    fmt: Annotated[Optional[DataFormat], typer.Option("--format", help="Corpus file format.")] = None,
     token_column: Annotated[Optional[int], typer.Option(help="Token column (0-based; negative counts from the end).")] = None,
     tag_column: Annotated[Optional[int], typer.Option(help="Tag column (default: last).")] = None,
-    tag_field: Annotated[Optional[str], typer.Option(help="CoNLL-U tag field: upos | xpos.")] = None,
-    scheme: Annotated[Optional[str], typer.Option(help="auto | IOB1 | IOB2 | BIOES | none (plain labels, e.g. POS).")] = None,
+    tag_field: Annotated[Optional[TagField], typer.Option(help="CoNLL-U tag field.")] = None,
+    scheme: Annotated[Optional[Scheme], typer.Option(help="Tag scheme (none: plain labels, e.g. POS).")] = None,
     encoding: Annotated[Optional[str], typer.Option(help="Corpus file encoding, e.g. latin-1.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict/--repair", help="Reject ill-formed chunks instead of repairing them.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum number of epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="adam | sgd")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(help="Optimiser.")] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent hidden size per direction.")] = None,
     layers: Annotated[Optional[int], typer.Option(help="Recurrent layers.")] = None,
-    rnn: Annotated[Optional[str], typer.Option(help="lstm | gru")] = None,
-    char_encoder: Annotated[Optional[str], typer.Option(help="cnn | lstm | none")] = None,
+    rnn: Annotated[Optional[Rnn], typer.Option(help="Recurrent cell.")] = None,
+    char_encoder: Annotated[Optional[CharEncoder], typer.Option(help="Character encoder.")] = None,
     char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.")] = None,
-    dropout_mask: Annotated[Optional[str], typer.Option(help="token (a fresh mask per token) | sequence (one per sentence).")] = None,
+    dropout_mask: Annotated[Optional[DropoutMask], typer.Option(help="token: a fresh mask per token; sequence: one per sentence.")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never).")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none).")] = None,
     dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent.")] = None,
@@ -156,48 +193,31 @@ def train_cmd(
     Example:
       nertool train train.txt --dev valid.txt --test test.txt --embeddings glove-6b-50d --out runs/en
     """
-    from .config import Config
     from .conll import load_corpus
     from .training import train
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
-    if resume is not None:
-        cfg = _resumed_config(resume)
-        out_dir = resume
-    else:
-        cfg = Config.from_toml(config) if config else Config()
-    cfg = cfg if resume is not None else Config(
-        data=cfg.data.replace(format=fmt, token_column=token_column, tag_column=tag_column, tag_field=tag_field,
-                              scheme=scheme, encoding=encoding, strict=strict),
-        model=cfg.model.replace(embeddings=embeddings, hidden_size=hidden_size, num_layers=layers, rnn=rnn,
-                                char_encoder=char_encoder, char_hidden=char_hidden, dropout=dropout,
-                                dropout_mask=dropout_mask),
-        train=cfg.train.replace(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, patience=patience,
-                                max_minutes=max_minutes, seed=seed, threads=threads, dev_fraction=dev_fraction),
-    )
-    d = cfg.data
-    c = load_corpus(corpus, dev, test, fmt=d.format, token_column=d.token_column, tag_column=d.tag_column,
-                    tag_field=d.tag_field, scheme=d.scheme, encoding=d.encoding, strict=d.strict)
+    cfg = _resumed_config(resume) if resume is not None else config_from_options(config, locals())
+    c = load_corpus(corpus, dev, test, cfg.data)
     sizes = {k: len(v) for k, v in c.splits.items()}
     err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False, soft_wrap=True)
     info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
             "sentences": sizes, "scheme": c.scheme}
     reporter = RichReporter(err)
     try:
-        result = train(c, cfg, out_dir, reporter, corpus_info=info, resume=resume is not None, device=device)
+        result = train(c, cfg, resume or out_dir, reporter, corpus_info=info, resume=resume is not None, device=device)
     finally:
         reporter.stop()
     _print_summary(result)
 
 
 def _resumed_config(run: Path):
-    from .config import Config
     from .training import STATE_JSON
 
     try:
         state = json.loads((run / STATE_JSON).read_text(encoding="utf-8"))
-        return Config.from_dict(state["config"], str(run / STATE_JSON))
+        return C.Config.from_dict(state["config"], str(run / STATE_JSON))
     except FileNotFoundError:
         raise NertoolError(f"{run}: cannot resume, no {STATE_JSON} (not a nertool run directory?)") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -224,10 +244,10 @@ def evaluate_cmd(
     data: Annotated[Path, typer.Argument(help="Labelled CoNLL / CoNLL-U file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print scores as one JSON object.")] = False,
     mode: Annotated[Mode, typer.Option(help="seqeval mode: default (conlleval) or strict.")] = Mode.default,
-    fmt: Annotated[str, typer.Option("--format", help="auto | conll | conllu")] = "auto",
+    fmt: Annotated[DataFormat, typer.Option("--format", help="File format.")] = DataFormat.auto,
     token_column: Annotated[int, typer.Option(help="Token column.")] = 0,
     tag_column: Annotated[int, typer.Option(help="Tag column (default: last).")] = -1,
-    tag_field: Annotated[str, typer.Option(help="CoNLL-U tag field: upos | xpos.")] = "upos",
+    tag_field: Annotated[TagField, typer.Option(help="CoNLL-U tag field.")] = TagField.upos,
     encoding: Annotated[str, typer.Option(help="File encoding.")] = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 512,
 ):
@@ -239,8 +259,9 @@ def evaluate_cmd(
     """
     from .evaluate import evaluate_file
 
-    r = evaluate_file(model, str(data), mode=mode.value, fmt=fmt, token_column=token_column, tag_column=tag_column,
-                      tag_field=tag_field, encoding=encoding, batch_size=batch_size)
+    d = C.DataConfig(format=fmt.value, token_column=token_column, tag_column=tag_column, tag_field=tag_field.value,
+                     encoding=encoding)
+    r = evaluate_file(model, data, d, mode=mode.value, batch_size=batch_size)
     if as_json:
         out.print(json.dumps(r), soft_wrap=True, markup=False, highlight=False)
         return
@@ -253,19 +274,6 @@ def evaluate_cmd(
     table.add_row("[bold]all[/]", f"{100 * r['precision']:.2f}", f"{100 * r['recall']:.2f}", f"[bold]{100 * r['f1']:.2f}[/]", str(support))
     out.print(table)
     out.print(f"token accuracy {100 * r['accuracy']:.2f}")
-
-
-class InputFormat(str, Enum):
-    text = "text"
-    lines = "lines"
-    tokens = "tokens"
-    conll = "conll"
-
-
-class OutputFormat(str, Enum):
-    jsonl = "jsonl"
-    conll = "conll"
-    inline = "inline"
 
 
 @app.command("tag")
@@ -294,12 +302,13 @@ def tag_cmd(
       nertool tag runs/en big.txt --nbest 3 -o big.jsonl
     """
     from .fileio import atomic_write
-    from .inputs import BadLines, open_input, read_units
+    from .errors import BadLines
+    from .inputs import open_input, read_units
     from .output import render
     from .tagger import Tagger
 
     model, src = ("en", model_or_input) if input_path is None else (model_or_input, input_path)
-    if nbest and fmt != OutputFormat.jsonl:
+    if nbest and fmt.value != "jsonl":
         raise NertoolError("--nbest needs --format jsonl")
     tagger = Tagger.load(model, device=device, batch_size=batch_size, threads=threads)
     stream, name, size = open_input(src)
@@ -345,11 +354,9 @@ def info_cmd(
     Example:
       nertool info runs/en
     """
-    from .checkpoint import read_config, resolve_model
-    from .export import is_torchscript, read_metadata
+    from .loading import model_info
 
-    path = resolve_model(model)
-    c = read_metadata(path) if is_torchscript(path) else read_config(path)
+    c = model_info(model)
     if as_json:
         out.print(json.dumps(c, indent=2), soft_wrap=True, markup=False, highlight=False)
         return
@@ -390,8 +397,9 @@ def export_cmd(
       nertool export runs/en tagger.pt
     """
     from .export import export
+    from .loading import load
 
-    path = export(model, output)
+    path = export(load(model), output)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
 
 

@@ -13,6 +13,18 @@ from typing import Any
 from .errors import ConfigError
 
 
+# the allowed values of the choice fields, one place for the configs and the CLI
+DATA_FORMATS = ("auto", "conll", "conllu")
+SCHEMES = ("auto", "IOB1", "IOB2", "BIOES", "none")
+TAG_FIELDS = ("upos", "xpos")
+CHAR_ENCODERS = ("cnn", "lstm", "none")
+RNNS = ("lstm", "gru")
+DROPOUT_MASKS = ("token", "sequence")
+OPTIMIZERS = ("adam", "sgd")
+INTERNAL_SCHEMES = ("BIOES", "same")
+EVAL_MODES = ("default", "strict")  # seqeval: default (conlleval-compatible) or strict
+
+
 class _Strict:
     """Mixin: construction from a dict that rejects unknown keys and checks value types."""
 
@@ -54,9 +66,9 @@ class DataConfig(_Strict):
     strict: bool = False  # reject ill-formed chunks instead of repairing them
 
     def __post_init__(self):
-        _choice("data.format", self.format, ("auto", "conll", "conllu"))
-        _choice("data.scheme", self.scheme, ("auto", "IOB1", "IOB2", "BIOES", "none"))
-        _choice("data.tag_field", self.tag_field, ("upos", "xpos"))
+        _choice("data.format", self.format, DATA_FORMATS)
+        _choice("data.scheme", self.scheme, SCHEMES)
+        _choice("data.tag_field", self.tag_field, TAG_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -82,9 +94,9 @@ class ModelConfig(_Strict):
     constrain: bool = True  # forbid transitions invalid in the tag scheme (training and decoding)
 
     def __post_init__(self):
-        _choice("model.char_encoder", self.char_encoder, ("cnn", "lstm", "none"))
-        _choice("model.rnn", self.rnn, ("lstm", "gru"))
-        _choice("model.dropout_mask", self.dropout_mask, ("token", "sequence"))
+        _choice("model.char_encoder", self.char_encoder, CHAR_ENCODERS)
+        _choice("model.rnn", self.rnn, RNNS)
+        _choice("model.dropout_mask", self.dropout_mask, DROPOUT_MASKS)
         for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
             _positive(f"model.{name}", getattr(self, name))
         for name in ("dropout", "word_dropout", "tuned_dropout"):
@@ -113,8 +125,8 @@ class TrainConfig(_Strict):
     ema: float = 0.999  # decay of the exponential moving average of the weights used for dev/test/save; 0 disables
 
     def __post_init__(self):
-        _choice("train.optimizer", self.optimizer, ("adam", "sgd"))
-        _choice("train.internal_scheme", self.internal_scheme, ("BIOES", "same"))
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.internal_scheme", self.internal_scheme, INTERNAL_SCHEMES)
         for name in ("lr", "batch_size", "epochs", "eval_batch_size"):
             _positive(f"train.{name}", getattr(self, name))
         for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction"):
@@ -146,6 +158,13 @@ class Config(_Strict):
             )
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+    def override(self, changes: dict[str, dict[str, Any]]) -> "Config":
+        """A copy with ``{section: {field: value}}`` applied; ``None`` values are left unset."""
+        unknown = sorted(set(changes) - {"data", "model", "train"})
+        if unknown:
+            raise ConfigError(f"unknown section(s) {', '.join(unknown)}")
+        return Config(**{name: getattr(self, name).replace(**changes.get(name, {})) for name in ("data", "model", "train")})
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":

@@ -6,16 +6,16 @@ splits in a :class:`Corpus`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import tags as tagmod
-from .errors import DataFormatError, NertoolError
-from .fileio import atomic_write, read_lines
+from .config import SCHEMES, DataConfig
+from .errors import BadLines, DataFormatError, NertoolError
+from .fileio import read_lines
 
 Sentence = tuple[list[str], list[str]]  # (tokens, tags)
-SCHEME_CHOICES = ("auto", "IOB1", "IOB2", "BIOES", "none")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,58 @@ class Corpus:
         return [(list(toks), [names[i] for i in ids]) for toks, ids in zip(ds["tokens"], ds["tags"])]
 
 
+Row = tuple[int, list[str]]  # (line number, fields)
+
+
+def split_fields(line: str) -> list[str]:
+    """The columns of a line: tab-separated when it has a tab, else separated by runs of spaces."""
+    if "\t" in line:
+        return [f.strip(" ") for f in line.strip(" ").split("\t")]
+    return line.split()
+
+
+def parse_columns(
+    lines: Iterable[tuple[int, str]], path: str | Path | None, bad: BadLines | None = None
+) -> Iterator[list[Row]]:
+    """Sentences of a CoNLL column stream, as rows of fields with their line numbers.
+
+    Blank lines end sentences; ``-DOCSTART-`` lines end the current sentence and are skipped.
+    Every row must have as many columns as the first; a ragged row raises DataFormatError naming
+    the line, or is counted and skipped when ``bad`` says so. The one CoNLL parser: training,
+    evaluation and tagging all read columns through it.
+    """
+    bad = bad or BadLines()
+    rows: list[Row] = []
+    ncols = None
+    for lineno, line in lines:
+        if not line.strip():
+            if rows:
+                yield rows
+                rows = []
+            continue
+        fields = split_fields(line)
+        if fields[0] == "-DOCSTART-":
+            if rows:
+                yield rows
+                rows = []
+            continue
+        if ncols is None:
+            ncols = len(fields)
+        elif len(fields) != ncols:
+            bad.handle(DataFormatError(path, lineno, f"expected {ncols} columns, found {len(fields)}"))
+            continue
+        rows.append((lineno, fields))
+    if rows:
+        yield rows
+
+
+def check_column(path: str | Path | None, row: Row, column: int, name: str) -> None:
+    """DataFormatError unless ``column`` exists in ``row`` (negative counts from the end)."""
+    lineno, fields = row
+    if not -len(fields) <= column < len(fields):
+        raise DataFormatError(path, lineno, f"{name} column {column} out of range: line has {len(fields)} columns")
+
+
 def read_conll(
     path: str | Path,
     token_column: int = 0,
@@ -39,53 +91,30 @@ def read_conll(
     encoding: str = "utf-8",
     check_tags: bool = True,
 ) -> list[Sentence]:
-    """Sentences of a CoNLL column file.
+    """Labelled sentences of a CoNLL column file (see :func:`parse_columns`).
 
-    Columns are separated by tabs (when a line has one) or by runs of spaces. Blank lines end
-    sentences; ``-DOCSTART-`` lines end the current sentence and are skipped. Every non-blank line
-    must have as many columns as the first one. With ``check_tags`` every tag must be ``O`` or
-    ``PREFIX-TYPE`` (a chunk scheme); turn it off for plain labels such as POS tags.
+    With ``check_tags`` every tag must be ``O`` or ``PREFIX-TYPE`` (a chunk scheme); turn it off
+    for plain labels such as POS tags.
     """
-    lines = read_lines(path, encoding)
     sentences: list[Sentence] = []
-    toks: list[str] = []
-    tgs: list[str] = []
-    ncols = None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            if toks:
-                sentences.append((toks, tgs))
-                toks, tgs = [], []
-            continue
-        if "\t" in line:
-            fields = [f.strip(" ") for f in line.strip(" ").split("\t")]
-        else:
-            fields = line.split()
-        if fields[0] == "-DOCSTART-":
-            if toks:
-                sentences.append((toks, tgs))
-                toks, tgs = [], []
-            continue
-        if ncols is None:
-            ncols = len(fields)
-            for col, name in ((token_column, "token"), (tag_column, "tag")):
-                if not -ncols <= col < ncols:
-                    raise DataFormatError(path, lineno, f"{name} column {col} out of range: line has {ncols} columns")
-            if ncols < 2:
-                raise DataFormatError(path, lineno, "expected at least 2 columns (token and tag), found 1")
-        elif len(fields) != ncols:
-            raise DataFormatError(path, lineno, f"expected {ncols} columns, found {len(fields)}")
-        token, tag = fields[token_column], fields[tag_column]
-        if not token or not tag:
-            raise DataFormatError(path, lineno, "empty token or tag field")
-        if check_tags and tag != "O":
-            try:
-                tagmod.split_tag(tag)
-            except tagmod.TagError as e:
-                raise DataFormatError(path, lineno, f"{e}; use --scheme none for plain labels such as POS tags") from None
-        toks.append(token)
-        tgs.append(tag)
-    if toks:
+    for rows in parse_columns(enumerate(read_lines(path, encoding), 1), path):
+        if not sentences:
+            if len(rows[0][1]) < 2:
+                raise DataFormatError(path, rows[0][0], "expected at least 2 columns (token and tag), found 1")
+            check_column(path, rows[0], token_column, "token")
+            check_column(path, rows[0], tag_column, "tag")
+        toks, tgs = [], []
+        for lineno, fields in rows:
+            token, tag = fields[token_column], fields[tag_column]
+            if not token or not tag:
+                raise DataFormatError(path, lineno, "empty token or tag field")
+            if check_tags and tag != "O":
+                try:
+                    tagmod.split_tag(tag)
+                except tagmod.TagError as e:
+                    raise DataFormatError(path, lineno, f"{e}; use --scheme none for plain labels such as POS tags") from None
+            toks.append(token)
+            tgs.append(tag)
         sentences.append((toks, tgs))
     return sentences
 
@@ -127,8 +156,8 @@ def read_conllu(path: str | Path, tag_field: str = "upos", encoding: str = "utf-
 
 def check_scheme(sentences: Sequence[Sentence], scheme: str, path: str | Path | None = None) -> str:
     """Validate tag shapes and resolve ``auto`` to a concrete scheme; ``none`` accepts any label."""
-    if scheme not in SCHEME_CHOICES:
-        raise NertoolError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEME_CHOICES)}")
+    if scheme not in SCHEMES:
+        raise NertoolError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
     if scheme == "none":
         return scheme
     for i, (_, tg) in enumerate(sentences):
@@ -170,44 +199,36 @@ def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
     )
 
 
-def read_file(path: str | Path, fmt: str = "conll", token_column: int = 0, tag_column: int = -1,
-              tag_field: str = "upos", encoding: str = "utf-8", check_tags: bool = True) -> list[Sentence]:
-    """Read a local corpus file in ``fmt`` (``conll`` or ``conllu``)."""
-    if fmt == "conllu" or (fmt == "auto" and str(path).endswith(".conllu")):
-        return read_conllu(path, tag_field, encoding)
-    if fmt not in ("conll", "auto"):
-        raise NertoolError(f"unknown input format {fmt!r}; expected conll or conllu")
-    return read_conll(path, token_column, tag_column, encoding, check_tags)
+def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: bool = True) -> list[Sentence]:
+    """Read a local corpus file as ``data`` says (CoNLL columns, or CoNLL-U)."""
+    if data.format == "conllu" or (data.format == "auto" and str(path).endswith(".conllu")):
+        return read_conllu(path, data.tag_field, data.encoding)
+    return read_conll(path, data.token_column, data.tag_column, data.encoding, check_tags)
 
 
 def load_corpus(
     train: str | Path,
     dev: str | Path | None = None,
     test: str | Path | None = None,
-    *,
-    fmt: str = "auto",
-    token_column: int = 0,
-    tag_column: int = -1,
-    tag_field: str = "upos",
-    scheme: str = "auto",
-    encoding: str = "utf-8",
-    strict: bool = False,
+    data: DataConfig = DataConfig(),
 ) -> Corpus:
     """Load local files (or, for a name that is not a path, a hub dataset) into a :class:`Corpus`.
 
-    Ill-formed chunks are repaired with a warning that counts them, or rejected when ``strict``.
+    Ill-formed chunks are repaired with a warning that counts them, or rejected when
+    ``data.strict``.
     """
+    scheme = data.scheme
     if not Path(train).exists() and dev is None and test is None and _looks_like_hub_name(str(train)):
         return load_hub_corpus(str(train), scheme=scheme)
     raw: dict[str, list[Sentence]] = {}
     for split, path in (("train", train), ("dev", dev), ("test", test)):
         if path is None:
             continue
-        sents = read_file(path, fmt, token_column, tag_column, tag_field, encoding, check_tags=scheme != "none")
+        sents = read_file(path, data, check_tags=scheme != "none")
         if not sents:
             raise DataFormatError(path, None, "no sentences found")
         raw[split] = sents
-    if fmt == "conllu" or str(train).endswith(".conllu"):
+    if data.format == "conllu" or str(train).endswith(".conllu"):
         scheme = "none" if scheme == "auto" else scheme
     resolved = check_scheme(raw["train"], scheme, train)
     for split, path in (("dev", dev), ("test", test)):
@@ -218,7 +239,7 @@ def load_corpus(
             continue
         fixed, n = repair(raw[split], resolved)
         if n:
-            if strict:
+            if data.strict:
                 raise DataFormatError(path, None, f"{n} tags break scheme {resolved} (e.g. I- after O); drop --strict to repair them")
             warnings.warn(f"{path}: repaired {n} tags that break scheme {resolved} (e.g. I- after O)", UserWarning, stacklevel=2)
         raw[split] = fixed
@@ -276,12 +297,3 @@ def load_hub_corpus(name: str, scheme: str = "auto", tags_column: str | None = N
     raw = {rename.get(k, k): [(list(r["tokens"]), [names[i] for i in r[col]]) for r in split] for k, split in ds.items()}
     resolved = check_scheme(raw["train"], scheme, name)
     return _make_corpus({k: repair(v, resolved)[0] for k, v in raw.items()}, resolved)
-
-
-def write_conll(path: str | Path, sentences: Iterable[tuple[Sequence[Sequence[str]], ]]) -> None:
-    """Write sentences given as rows of columns, blank line between sentences, atomically."""
-    with atomic_write(path) as f:
-        for rows in sentences:
-            for row in rows:
-                f.write(" ".join(row) + "\n")
-            f.write("\n")

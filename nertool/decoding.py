@@ -102,6 +102,43 @@ def marginals(
     return p * mask.unsqueeze(2).to(p.dtype)
 
 
+def span_marginals(
+    emissions: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    log_z: torch.Tensor,
+    tags: torch.Tensor,
+    spans: torch.Tensor,
+    lengths: torch.Tensor,
+    transitions: torch.Tensor,
+    continuations: torch.Tensor,
+) -> torch.Tensor:
+    """Probability that each span's tokens carry exactly their labels in ``tags`` and that the
+    chunk ends there.
+
+    emissions: (batch, seq_len, num_tags); alpha, beta, log_z from :func:`forward_backward`;
+    tags: (batch, seq_len) the decoded path; spans: (n, 3) rows ``(sentence, start, end)`` with
+    ``end`` exclusive; lengths: (batch,); continuations: (num_tags,) from
+    :func:`nertool.tags.continuations` (-1: no label extends a chunk ending in this one).
+    Returns (n,) probabilities in [0, 1]: alpha at the first token, the path inside, beta at the
+    last, normalised; minus the paths that carry the chunk on past its end (IOB schemes).
+    """
+    # path score increments along the decoded path, shape: (batch, seq_len)
+    inc = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+    inc[:, 1:] += transitions[tags[:, :-1], tags[:, 1:]]
+    cum = inc.cumsum(1)
+    r, a, e = spans[:, 0], spans[:, 1], spans[:, 2]  # shape: (n,) each
+    first, last = tags[r, a], tags[r, e - 1]
+    path = alpha[r, a, first] + cum[r, e - 1] - cum[r, a]
+    p = torch.exp(path + beta[r, e - 1, last] - log_z[r])
+    cont = continuations[last]  # shape: (n,)
+    ok = (cont >= 0) & (e < lengths[r])
+    c, nxt = cont.clamp(min=0), e.clamp(max=emissions.shape[1] - 1)
+    extend = torch.exp(path + transitions[last, c] + emissions[r, nxt, c] + beta[r, nxt, c] - log_z[r])
+    p = p - torch.where(ok, extend, torch.zeros_like(extend))
+    return p.clamp(0.0, 1.0)
+
+
 def nbest_viterbi(
     emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
 """Errors that nertool raises for bad input; the CLI turns them into one line and exit code 2."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -27,3 +28,19 @@ class DataFormatError(NertoolError):
 
 class ModelError(NertoolError):
     """A model directory or file that is missing, incomplete or corrupt."""
+
+
+@dataclass
+class BadLines:
+    """Where a reader meets a bad line: raise it (the default), or with ``skip`` count it and go
+    on, keeping the first."""
+
+    skip: bool = False
+    count: int = 0
+    first: DataFormatError | None = None
+
+    def handle(self, error: DataFormatError) -> None:
+        if not self.skip:
+            raise error
+        self.count += 1
+        self.first = self.first or error

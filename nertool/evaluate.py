@@ -3,12 +3,15 @@ of whole corpora with a loaded model."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from . import conll
 from . import tags as tagmod
 from .checkpoint import ModelBundle
+from .config import EVAL_MODES, DataConfig
+from .errors import DataFormatError
 
-MODES = ("default", "strict")
 
 
 def _seqeval_scheme(scheme: str):
@@ -23,8 +26,8 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     ``scheme`` is the tags' scheme (``none`` for plain labels: only accuracy is meaningful, and
     precision = recall = F1 = accuracy). ``mode`` is seqeval's: ``default`` matches conlleval.pl.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode not in EVAL_MODES:
+        raise ValueError(f"mode must be one of {EVAL_MODES}, got {mode!r}")
     if len(gold) != len(pred) or any(len(g) != len(p) for g, p in zip(gold, pred)):
         raise ValueError("gold and predicted sequences differ in shape")
     n = sum(len(g) for g in gold)
@@ -55,14 +58,31 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
 
 def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512,
             device: str = "cpu") -> list[list[str]]:
-    """Viterbi tags of every sentence, in the corpus's own scheme, computed on ``device``."""
-    from .tagger import Tagger
+    """Viterbi tags of every sentence, in the corpus's own scheme. The model must already be on
+    ``device``; it is put in eval mode for the call and left in its former mode."""
+    import torch
 
-    was_training = bundle.model.training
+    from .batching import Encoder
+    from .decoding import viterbi
+
+    model = bundle.model
+    encoder = Encoder(bundle.words, bundle.chars, model.config.max_word_chars)
+    decode = tagmod.id_decoder(bundle.labels, bundle.internal_scheme, bundle.scheme)
+    start, end, trans = model.transition_scores()
+    out: list[list[str]] = [[] for _ in sentences]
+    was_training = model.training
+    model.eval()
     try:
-        return [r.tags for r in Tagger(bundle, device=device, batch_size=batch_size).tag_sentences(sentences, scores=False)]
+        with torch.inference_mode():
+            for batch in encoder.batches(encoder.encode(sentences), batch_size, max_tokens=batch_size * 50):
+                batch = batch.to(device)
+                em = model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
+                best, _ = viterbi(em, batch.mask, start, end, trans)  # shape: (batch, seq_len)
+                for row, i in zip(best.tolist(), batch.index):
+                    out[i] = decode(row[: len(sentences[i])])
     finally:
-        bundle.model.train(was_training)
+        model.train(was_training)
+    return out
 
 
 def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512,
@@ -72,30 +92,17 @@ def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: 
     return score([g for _, g in sentences], pred, bundle.scheme, mode)
 
 
-def evaluate_file(
-    model: str,
-    data: str,
-    *,
-    mode: str = "default",
-    fmt: str = "auto",
-    token_column: int = 0,
-    tag_column: int = -1,
-    tag_field: str = "upos",
-    encoding: str = "utf-8",
-    batch_size: int = 512,
-) -> dict[str, Any]:
+def evaluate_file(model: str, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
+                  batch_size: int = 512) -> dict[str, Any]:
     """Load a model and score it on a labelled file; predictions are compared in the file's scheme."""
-    from . import conll
-    from .export import load_any
+    from .loading import load
 
-    bundle = load_any(model)
+    bundle = load(model)
     check = bundle.scheme != "none"
-    sents = conll.read_file(data, fmt, token_column, tag_column, tag_field, encoding, check_tags=check)
+    sents = conll.read_file(path, data, check_tags=check)
     if not sents:
-        from .errors import DataFormatError
-
-        raise DataFormatError(data, None, "no sentences found")
-    scheme = conll.check_scheme(sents, "auto" if check else "none", data)
+        raise DataFormatError(path, None, "no sentences found")
+    scheme = conll.check_scheme(sents, "auto" if check else "none", path)
     if check and scheme != bundle.scheme:
         # e.g. an IOB2 model scored on an IOB1 file: compare in the file's scheme
         sents = [(t, tagmod.convert(g, scheme, bundle.scheme)) for t, g in sents]

@@ -1,31 +1,31 @@
 """Export a model to one self-contained TorchScript file: vocabularies, normalisation, weights,
-labels, constrained batched Viterbi and metadata. Loadable with plain ``torch.jit.load``."""
+labels, constrained batched Viterbi and metadata. Loadable with plain ``torch.jit.load``; nertool
+reads it back through :mod:`nertool.loading`. A sink: nothing in nertool depends on this module."""
 from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
-from .checkpoint import STRUCTURAL, ModelBundle, load_model, resolve_model, structure
+from .checkpoint import ModelBundle, structure
 from .decoding import viterbi
 from .errors import ModelError
 from .fileio import atomic_write_bytes
-from .model import Emitter
+from .loading import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
+from .model import BiLstmCrf, Emitter
 from .tags import label_map
-
-MAGIC = "nertool-torchscript"
 
 
 class ScriptTagger(nn.Module):
     """Token strings in, tag strings out (``tag``); or tensors in, tag ids out (``forward``)."""
 
-    def __init__(self, bundle: ModelBundle, char_table: Dict[str, str], lower_table: Dict[str, str]):
+    def __init__(self, bundle: ModelBundle):
         super().__init__()
+        char_table, lower_table = bundle.words.char_tables()
         m = bundle.model
         self.emitter: Emitter = m.emitter
         start, end, trans = (t.detach().clone() for t in m.transition_scores())
@@ -33,7 +33,7 @@ class ScriptTagger(nn.Module):
         self.register_buffer("end", end)
         self.register_buffer("transitions", trans)
         self.labels: List[str] = _output_labels(bundle)
-        self.word_index: Dict[str, int] = dict(bundle.words.tokenizer.get_vocab())
+        self.word_index: Dict[str, int] = dict(bundle.words.index())
         self.char_index: Dict[str, int] = dict(bundle.chars.index)
         self.char_table: Dict[str, str] = char_table  # per-character normalisation (lower-casing, digits)
         # a cased vocabulary looks a word up again lower-cased when its own spelling is unknown
@@ -147,29 +147,19 @@ def _output_labels(bundle: ModelBundle) -> List[str]:
 def _metadata(bundle: ModelBundle) -> dict:
     return {
         **bundle.meta,
-        "format": MAGIC,
-        "format_version": 1,
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
         **structure(bundle),
         "output_labels": _output_labels(bundle),
     }
 
 
-def char_normalization_table(bundle: ModelBundle, norm=None) -> Dict[str, str]:
-    """Every character the word normaliser (or ``norm``) changes, with its replacement (computed
-    by running the ``tokenizers`` normaliser over all of Unicode)."""
-    norm = norm or bundle.words.tokenizer.normalizer
-    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
-    normalized = [norm.normalize_str(c) for c in chars]
-    return {c: n for c, n in zip(chars, normalized) if c != n}
-
-
-def export(model: str | Path, out: str | Path) -> Path:
-    """Write ``model`` (a directory or bundled name) as one TorchScript file at ``out``."""
-    bundle = load_model(resolve_model(model))
-    from tokenizers import normalizers
-
-    lower = char_normalization_table(bundle, normalizers.Lowercase()) if bundle.words.cased else {}
-    tagger = ScriptTagger(bundle, char_normalization_table(bundle), lower).eval()
+def export(bundle: ModelBundle, out: str | Path) -> Path:
+    """Write ``bundle`` (an eager model, as :func:`nertool.loading.load` gives for a directory)
+    as one TorchScript file at ``out``."""
+    if not isinstance(bundle.model, BiLstmCrf):
+        raise ModelError("this model is an exported file already; export a model directory")
+    tagger = ScriptTagger(bundle).eval()
     for p in tagger.parameters():
         p.requires_grad_(False)  # inference only: no autograd bookkeeping in the exported file
     module = torch.jit.script(tagger)
@@ -177,108 +167,3 @@ def export(model: str | Path, out: str | Path) -> Path:
     torch.jit.save(module, buf, _extra_files={"nertool.json": module.metadata})
     atomic_write_bytes(out, buf.getvalue())
     return Path(out)
-
-
-def is_torchscript(path: str | Path) -> bool:
-    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with p.open("rb") as f:
-        return f.read(4) == b"PK\x03\x04"
-
-
-class ScriptedModel:
-    """The parts of :class:`~nertool.model.BiLstmCrf` that tagging uses, over a loaded export."""
-
-    def __init__(self, module, meta: dict):
-        from .config import ModelConfig
-
-        self.module = module
-        self.labels = list(meta["labels"])
-        self.config = ModelConfig.from_dict(meta["model"])
-        self.training = False
-
-    def emissions(self, words, chars, char_index, mask):
-        return self.module.emitter(words, chars, char_index, mask)
-
-    def word_features(self, chars):
-        return self.module.emitter.word_features(chars)
-
-    def emissions_from_features(self, words, features, char_index, mask):
-        return self.module.emitter.from_features(words, features, char_index, mask)
-
-    def transition_scores(self):
-        return self.module.start, self.module.end, self.module.transitions
-
-    def to(self, device):
-        self.module = self.module.to(device)
-        flatten_rnn_weights(self.module)
-        return self
-
-    def eval(self):
-        self.module.eval()
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-
-def flatten_rnn_weights(module: torch.nn.Module) -> None:
-    """Put the weights of each LSTM/GRU inside a (scripted) module into one cuDNN buffer.
-
-    ``torch.jit.load(..., map_location="cuda")`` leaves them apart, and cuDNN then copies them
-    together (with a warning) on every call. A no-op on CPU and where cuDNN is not used.
-    """
-    from torch.backends.cudnn import rnn as cudnn_rnn
-
-    for sub in module.modules():
-        if getattr(sub, "original_name", type(sub).__name__) not in ("LSTM", "GRU"):
-            continue
-        weights = list(sub._flat_weights)
-        if not weights or not weights[0].is_cuda or not torch._use_cudnn_rnn_flatten_weight():
-            continue
-        with torch.no_grad():
-            torch._cudnn_rnn_flatten_weight(
-                weights, 4 if sub.bias else 2, sub.input_size, cudnn_rnn.get_cudnn_mode(sub.mode),
-                sub.hidden_size, sub.proj_size, sub.num_layers, sub.batch_first, bool(sub.bidirectional))
-
-
-def read_metadata(path: str | Path) -> dict:
-    extra = {"nertool.json": ""}
-    try:
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        meta = json.loads(extra["nertool.json"])
-    except (RuntimeError, ValueError) as e:
-        raise ModelError(f"{path}: not a valid nertool TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if meta.get("format") != MAGIC:
-        raise ModelError(f"{path}: not a nertool TorchScript file")
-    return meta
-
-
-def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
-    """A :class:`ModelBundle` over an exported file, for the Tagger and ``nertool evaluate``."""
-    from tokenizers import Tokenizer, models
-
-    from .vocab import UNK, CharVocab, WordVocab, make_normalizer
-
-    meta = read_metadata(path)
-    module = torch.jit.load(str(path), map_location=device)
-    flatten_rnn_weights(module)
-    m = meta["model"]
-    tok = Tokenizer(models.WordLevel(dict(module.word_index), unk_token=UNK))
-    cased = bool(m["lowercase"] and m.get("cased_words", False))
-    tok.normalizer = make_normalizer(m["lowercase"], m["digits_to_zero"], cased)
-    index = dict(module.char_index)
-    chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
-    model = ScriptedModel(module, meta)
-    info = {k: v for k, v in meta.items() if k not in STRUCTURAL}
-    return ModelBundle(model, WordVocab(tok, meta["n_tuned"], cased), chars, meta["scheme"], meta["internal_scheme"], info)  # type: ignore[arg-type]
-
-
-def load_any(model: str | Path, device: str = "cpu") -> ModelBundle:
-    """A model directory, an exported TorchScript file or a bundled model name."""
-    path = resolve_model(model)
-    if is_torchscript(path):
-        return load_exported(path, device)
-    return load_model(path)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import DataFormatError, NertoolError
+from .conll import check_column, parse_columns
+from .errors import BadLines, DataFormatError, NertoolError
 from .text import Token, split_sentences, tokenize
 
 INPUT_FORMATS = ("text", "lines", "tokens", "conll")
@@ -22,21 +23,6 @@ class Unit:
     text: str
     tokens: list[Token]
     rows: list[list[str]] = field(default_factory=list)
-
-
-@dataclass
-class BadLines:
-    """With ``skip``, bad input lines are counted here instead of stopping the run."""
-
-    skip: bool = False
-    count: int = 0
-    first: DataFormatError | None = None
-
-    def handle(self, error: DataFormatError) -> None:
-        if not self.skip:
-            raise error
-        self.count += 1
-        self.first = self.first or error
 
 
 def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
@@ -119,30 +105,8 @@ def _joined(lineno: int, words: list[str], rows: list[list[str]] | None = None) 
 
 
 def _conll_units(lines: Iterable[tuple[int, str]], name: str, token_column: int, bad: BadLines) -> Iterator[Unit]:
-    rows: list[list[str]] = []
-    first = 0
-    ncols = None
-    for lineno, line in lines:
-        if not line.strip():
-            if rows:
-                yield _joined(first, [r[token_column] for r in rows], rows)
-                rows = []
-            continue
-        fields = line.strip(" ").split("\t") if "\t" in line else line.split()
-        if fields[0] == "-DOCSTART-":
-            if rows:
-                yield _joined(first, [r[token_column] for r in rows], rows)
-                rows = []
-            continue
-        if ncols is None:
-            ncols = len(fields)
-            if not -ncols <= token_column < ncols:
-                raise DataFormatError(name, lineno, f"token column {token_column} out of range: line has {ncols} columns")
-        elif len(fields) != ncols:
-            bad.handle(DataFormatError(name, lineno, f"expected {ncols} columns, found {len(fields)}"))
-            continue
-        if not rows:
-            first = lineno
-        rows.append(fields)
-    if rows:
-        yield _joined(first, [r[token_column] for r in rows], rows)
+    for i, rows in enumerate(parse_columns(lines, name, bad)):
+        if i == 0:
+            check_column(name, rows[0], token_column, "token")
+        fields = [f for _, f in rows]
+        yield _joined(rows[0][0], [f[token_column] for f in fields], fields)

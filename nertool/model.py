@@ -17,6 +17,8 @@ from .config import ModelConfig
 from .decoding import constraint_bias
 from .vocab import PAD_ID
 
+PRETRAINED = "emitter.pretrained"  # the frozen pretrained table: a buffer, never trained
+
 
 class CharCNN(nn.Module):
     """Max-pooled convolution over each word's characters."""
@@ -234,6 +236,14 @@ class BiLstmCrf(nn.Module):
                 e.pretrained.copy_(pretrained)
                 e.tuned.weight[has_vector[: e.n_tuned]] = 0.0
             e.tuned.weight[PAD_ID] = 0.0
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The state that training changes: everything but the frozen pretrained table."""
+        return {k: v for k, v in self.state_dict().items() if k != PRETRAINED}
+
+    def load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a :meth:`trained_state`, keeping this model's pretrained table."""
+        self.load_state_dict({**state, PRETRAINED: self.emitter.pretrained})
 
     def set_char_kinds(self, chars: Sequence[str]) -> None:
         """Tell the case features which character ids are upper, lower case or digits;

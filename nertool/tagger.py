@@ -11,7 +11,7 @@ import torch
 from . import tags as tagmod
 from .batching import Encoder
 from .checkpoint import ModelBundle
-from .decoding import forward_backward, nbest_viterbi, viterbi
+from .decoding import forward_backward, nbest_viterbi, span_marginals, viterbi
 from .errors import NertoolError
 from .text import Token, split_sentences, tokenize
 
@@ -71,9 +71,9 @@ class Tagger:
         self.internal = bundle.internal_scheme
         start, end, trans = self.model.transition_scores()
         self._trans = (start.detach(), end.detach(), trans.detach())
-        self._continue = self._continuations()
+        self._continue = torch.tensor(tagmod.continuations(self.labels, self.internal), device=self.device)
         self._parsed = [tagmod.split_tag(l) for l in self.labels] if self.scheme != "none" else []
-        self._label_map = tagmod.label_map(self.labels, self.internal, self.scheme)
+        self._out_tags = tagmod.id_decoder(self.labels, self.internal, self.scheme)
         # character features of every word seen so far, computed once per word type: rows of
         # _features (row 0: the empty word, then rows 1..len(_feature_rows)) and the token -> row
         # map (the weights never change)
@@ -82,11 +82,11 @@ class Tagger:
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
-        """Load a model directory, or a bundled model by name."""
-        from .export import load_any
+        """Load a model directory, an exported file, or a bundled model by name."""
+        from .loading import load
 
         torch_device(device)
-        return cls(load_any(model, device), device, batch_size, threads)
+        return cls(load(model, device), device, batch_size, threads)
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(self, text: str, nbest: int = 0) -> Doc:
@@ -146,7 +146,10 @@ class Tagger:
                     alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
                     post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
                     tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
-                    span_p = self._span_probs(em, alpha, beta, log_z, best, chunk_lists, batch.mask.sum(1))
+                    spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]
+                    if spans:
+                        span_p = span_marginals(em, alpha, beta, log_z, best, torch.tensor(spans, device=em.device),
+                                                batch.mask.sum(1), trans, self._continue).tolist()
                 if nbest:
                     nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
                     nb_rows, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
@@ -200,48 +203,6 @@ class Tagger:
         if self.scheme == "none":
             return []
         return tagmod.chunks_parsed([self._parsed[j] for j in ids], self.internal)
-
-    def _out_tags(self, ids: Sequence[int]) -> list[str]:
-        if self._label_map is not None:
-            return [self._label_map[j] for j in ids]
-        return tagmod.convert([self.labels[j] for j in ids], self.internal, self.scheme)
-
-    def _continuations(self) -> list[int]:
-        """For IOB-style internal schemes: per label, the label id that would extend a chunk
-        ending in it (I-X after B-X or I-X); -1 where none (always for BIOES)."""
-        cont = [-1] * len(self.labels)
-        if self.internal in ("IOB1", "IOB2"):
-            index = {l: j for j, l in enumerate(self.labels)}
-            for i, l in enumerate(self.labels):
-                p, t = tagmod.split_tag(l)
-                if p in "BI":
-                    cont[i] = index.get(f"I-{t}", -1)
-        return cont
-
-    def _span_probs(self, em, alpha, beta, log_z, best, chunk_lists, lengths) -> list[float]:
-        """P(the span's tokens carry exactly their Viterbi labels and the chunk ends there), for
-        every chunk of the batch, in order: alpha at the first token + the path inside + beta at
-        the last, normalised; minus the paths that would extend the chunk (IOB schemes)."""
-        spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]
-        if not spans:
-            return []
-        _, _, trans = self._trans
-        # path score increments along the Viterbi path, shape: (batch, seq_len)
-        inc = em.gather(2, best.unsqueeze(2)).squeeze(2)
-        inc[:, 1:] += trans[best[:, :-1], best[:, 1:]]
-        cum = inc.cumsum(1)
-        idx = torch.tensor(spans, device=em.device)  # shape: (spans, 3)
-        r, a, e = idx[:, 0], idx[:, 1], idx[:, 2]
-        ya, yl = best[r, a], best[r, e - 1]
-        path = alpha[r, a, ya] + cum[r, e - 1] - cum[r, a]
-        p = torch.exp(path + beta[r, e - 1, yl] - log_z[r])
-        if self.internal in ("IOB1", "IOB2"):
-            cont = torch.tensor(self._continue, device=em.device)[yl]  # shape: (spans,)
-            ok = (cont >= 0) & (e < lengths[r])
-            c, nxt = cont.clamp(min=0), e.clamp(max=em.shape[1] - 1)
-            extend = torch.exp(path + trans[yl, c] + em[r, nxt, c] + beta[r, nxt, c] - log_z[r])
-            p = p - torch.where(ok, extend, torch.zeros_like(extend))
-        return p.clamp(0.0, 1.0).tolist()
 
     def _docs(self, pending, nbest, scores) -> Iterator[Doc]:
         flat = [[t.text for t in s] for _, sents in pending for s in sents]

@@ -5,7 +5,7 @@ BIOES adds E (end) and S (single).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 SCHEMES = ("IOB1", "IOB2", "BIOES")
 _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}
@@ -103,6 +103,29 @@ def label_map(labels: Sequence[str], source: str, target: str) -> list[str] | No
     if source == "BIOES" and target == "IOB2":
         return [l if l == "O" else {"E": "I", "S": "B"}.get(l[0], l[0]) + l[1:] for l in labels]
     return None
+
+
+def id_decoder(labels: Sequence[str], internal: str, scheme: str) -> Callable[[Sequence[int]], list[str]]:
+    """A function from label ids (of ``labels``, in scheme ``internal``) to tags in ``scheme``:
+    a per-label table where one exists, else a whole-sequence conversion."""
+    table = label_map(labels, internal, scheme)
+    if table is not None:
+        return lambda ids: [table[j] for j in ids]
+    return lambda ids: convert([labels[j] for j in ids], internal, scheme)
+
+
+def continuations(labels: Sequence[str], scheme: str) -> list[int]:
+    """Per label, the index of the label that would extend a chunk ending in it (``I-X`` after
+    ``B-X`` or ``I-X`` in IOB schemes); -1 where none, which is every label in BIOES and none."""
+    cont = [-1] * len(labels)
+    if scheme in ("IOB1", "IOB2"):
+        index = {l: j for j, l in enumerate(labels)}
+        for i, l in enumerate(labels):
+            if l != "O":
+                p, t = split_tag(l)
+                if p in "BI":
+                    cont[i] = index.get(f"I-{t}", -1)
+    return cont
 
 
 def from_chunks(chunk_list: Iterable[tuple[str, int, int]], length: int, scheme: str) -> list[str]:

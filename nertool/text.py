@@ -58,8 +58,3 @@ def split_sentences(tokens: list[Token], text: str | None = None, offset: int = 
     if cur:
         sents.append(cur)
     return sents
-
-
-def sentences(text: str) -> list[list[Token]]:
-    """Sentences of a raw text, each a list of tokens with offsets into ``text``."""
-    return split_sentences(tokenize(text), text)

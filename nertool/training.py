@@ -1,13 +1,12 @@
 """The training loop: returns a :class:`TrainResult`; reports through a callback; never prints."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,10 +18,10 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from . import tags as tagmod
-from .batching import Encoder
+from .batching import Encoded, Encoder
 from .checkpoint import ModelBundle, read_config, save_model
-from .config import Config
-from .conll import Corpus
+from .config import Config, TrainConfig
+from .conll import Corpus, Sentence
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
@@ -30,7 +29,7 @@ from .fileio import atomic_write_bytes, atomic_write_text
 from .model import BiLstmCrf
 from .plot import write_training_plot
 from .tagger import torch_device
-from .vocab import CharVocab, WordVocab
+from .vocab import CharVocab, Normalization, WordVocab
 
 
 class WeightAverage:
@@ -103,17 +102,31 @@ def seed_everything(seed: int) -> random.Random:
     return random.Random(seed)
 
 
-def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBundle:
-    """A freshly initialised model with vocabularies built from the training split."""
-    mc = config.model
+def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sentence] | None]:
+    """Training and dev sentences: the corpus's dev split, or ``tc.dev_fraction`` of train held
+    out (a seeded shuffle), or no dev set."""
     train_sents = corpus.sentences("train")
+    if "dev" in corpus.splits:
+        return train_sents, corpus.sentences("dev")
+    if tc.dev_fraction <= 0:
+        return train_sents, None
+    order = list(range(len(train_sents)))
+    random.Random(tc.seed).shuffle(order)
+    n_dev = max(1, int(len(order) * tc.dev_fraction))
+    return [train_sents[i] for i in order[n_dev:]], [train_sents[i] for i in order[:n_dev]]
+
+
+def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels: Sequence[str], scheme: str,
+                 reporter: Reporter) -> ModelBundle:
+    """A freshly initialised model with vocabularies built from ``train_sents`` alone."""
+    mc = config.model
     pre_words, pre_vecs = (None, None)
     if mc.embeddings:
         reporter.message(f"loading embeddings {mc.embeddings}")
         pre_words, pre_vecs = load_vectors(mc.embeddings)
-    words = WordVocab.build((t for t, _ in train_sents), pre_words, mc.lowercase, mc.digits_to_zero, cased=mc.cased_words)
+    words = WordVocab.build((t for t, _ in train_sents), pre_words, Normalization.from_config(mc))
     chars = CharVocab.build(t for t, _ in train_sents)
-    labels, internal = internal_labels(corpus.labels, corpus.scheme, config.train.internal_scheme)
+    labels, internal = internal_labels(corpus_labels, scheme, config.train.internal_scheme)
     model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
     model.set_char_kinds(chars.chars)
     if pre_vecs is not None:
@@ -132,77 +145,143 @@ def build_bundle(config: Config, corpus: Corpus, reporter: Reporter) -> ModelBun
         reporter.message(f"pretrained vectors for {int(has[: words.n_tuned].sum())}/{words.n_tuned} training words, {len(words)} words in all")
     else:
         model.init_embeddings(None, None)
-    return ModelBundle(model, words, chars, corpus.scheme, internal)
+    return ModelBundle(model, words, chars, scheme, internal)
 
 
-def _encode_split(bundle: ModelBundle, encoder: Encoder, sentences):
+def _encode_split(bundle: ModelBundle, encoder: Encoder, sentences: Sequence[Sentence]) -> list[Encoded]:
     index = {l: i for i, l in enumerate(bundle.labels)}
+    convert = bundle.internal_scheme != bundle.scheme and bundle.scheme != "none"
     toks, tag_ids = [], []
     for t, g in sentences:
-        if bundle.internal_scheme != bundle.scheme and bundle.scheme != "none":
+        if convert:
             g = tagmod.convert(g, bundle.scheme, bundle.internal_scheme)
         toks.append(t)
         tag_ids.append([index[x] for x in g])
     return encoder.encode(toks, tag_ids)
 
 
+@dataclass
+class Optimisation:
+    """What a training step changes besides the model: optimiser, schedule, weight average, and
+    the random generator that shuffles batches."""
+
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    ema: WeightAverage | None
+    rng: random.Random
+
+    @classmethod
+    def create(cls, model: torch.nn.Module, tc: TrainConfig, rng: random.Random) -> "Optimisation":
+        params = [p for p in model.parameters() if p.requires_grad]
+        if tc.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
+        return cls(opt, sched, WeightAverage(model, tc.ema) if tc.ema else None, rng)
+
+
 STATE_JSON = "train_state.json"
 STATE_TENSORS = "train_state.safetensors"
 
 
-def _save_state(out: Path, model, opt, sched, ema, rng: random.Random, loop: dict[str, Any]) -> None:
-    """A resumable snapshot taken at the end of an epoch: tensors in safetensors, the rest in JSON
-    (nothing pickled). The JSON is written last and names the epoch, so a snapshot is only used
-    once both files are complete."""
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k != "emitter.pretrained"}
-    opt_state = opt.state_dict()
-    for i, st in opt_state["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = (v.detach().reshape(-1) if v.dim() == 0 else v.detach()).contiguous().cpu()
-    if ema is not None:
-        for i, t in enumerate(ema.shadow):
-            tensors[f"ema.{i}"] = t.contiguous().cpu()
-    tensors["rng.torch"] = torch.get_rng_state()
-    atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
-    state = {
-        **loop,
-        "param_groups": opt_state["param_groups"],
-        "opt_keys": {str(i): sorted(st) for i, st in opt_state["state"].items()},
-        "sched": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
-        "ema_steps": ema.steps if ema is not None else 0,
-        "rng_python": [rng.getstate()[0], list(rng.getstate()[1]), rng.getstate()[2]],
-    }
-    atomic_write_text(out / STATE_JSON, json.dumps(state))
+@dataclass
+class LoopState:
+    """Where a run stands after an epoch; with the model and :class:`Optimisation` it is the
+    resumable training state (tensors in safetensors, the rest in JSON, nothing pickled)."""
+
+    config: dict[str, Any]
+    epoch: int = 0
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    elapsed: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def save(self, out: Path, model: BiLstmCrf, o: Optimisation) -> None:
+        """Write the snapshot; the JSON goes last and names the epoch, so a snapshot is only used
+        once both files are complete."""
+        tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.trained_state().items()}
+        opt_state = o.opt.state_dict()
+        for i, st in opt_state["state"].items():
+            for k, v in st.items():
+                tensors[f"opt.{i}.{k}"] = (v.detach().reshape(-1) if v.dim() == 0 else v.detach()).contiguous().cpu()
+        if o.ema is not None:
+            for i, t in enumerate(o.ema.shadow):
+                tensors[f"ema.{i}"] = t.contiguous().cpu()
+        tensors["rng.torch"] = torch.get_rng_state()
+        atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
+        version, internal, gauss = o.rng.getstate()
+        state = {
+            **asdict(self),
+            "param_groups": opt_state["param_groups"],
+            "opt_keys": {str(i): sorted(st) for i, st in opt_state["state"].items()},
+            "sched": {k: v for k, v in o.sched.state_dict().items() if k != "lr_lambdas"},
+            "ema_steps": o.ema.steps if o.ema is not None else 0,
+            "rng_python": [version, list(internal), gauss],
+        }
+        atomic_write_text(out / STATE_JSON, json.dumps(state))
+
+    @classmethod
+    def load(cls, out: Path, model: BiLstmCrf, o: Optimisation) -> "LoopState":
+        """Read the snapshot in ``out`` into ``model`` and ``o``; returns the loop state."""
+        try:
+            state = json.loads((out / STATE_JSON).read_text(encoding="utf-8"))
+            tensors = st_load((out / STATE_TENSORS).read_bytes())
+        except FileNotFoundError as e:
+            raise NertoolError(f"{out}: cannot resume, no training state ({Path(e.filename).name} missing)") from None
+        except (ValueError, SafetensorError) as e:
+            raise NertoolError(f"{out}: cannot resume, corrupt training state: {e}") from None
+        model.load_trained_state({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        opt_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
+        for i, keys in state["opt_keys"].items():
+            # a scalar step comes back 0-d; load_state_dict moves each tensor to its parameter's device
+            opt_state["state"][int(i)] = {k: tensors[f"opt.{i}.{k}"].reshape(()) if k == "step" else tensors[f"opt.{i}.{k}"]
+                                          for k in keys}
+        o.opt.load_state_dict(opt_state)
+        o.sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})
+        if o.ema is not None:
+            for i, t in enumerate(o.ema.shadow):
+                t.copy_(tensors[f"ema.{i}"])
+            o.ema.steps = state["ema_steps"]
+        torch.set_rng_state(tensors["rng.torch"])
+        version, internal, gauss = state["rng_python"]
+        o.rng.setstate((version, tuple(internal), gauss))
+        return cls(**{f.name: state[f.name] for f in fields(cls)})
 
 
-def _load_state(out: Path, model, opt, sched, ema, rng: random.Random) -> dict[str, Any]:
-    try:
-        state = json.loads((out / STATE_JSON).read_text(encoding="utf-8"))
-        tensors = st_load((out / STATE_TENSORS).read_bytes())
-    except FileNotFoundError as e:
-        raise NertoolError(f"{out}: cannot resume, no training state ({Path(e.filename).name} missing)") from None
-    except (ValueError, SafetensorError) as e:
-        raise NertoolError(f"{out}: cannot resume, corrupt training state: {e}") from None
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    model_state["emitter.pretrained"] = model.emitter.pretrained
-    model.load_state_dict(model_state)
-    opt_state = {"state": {}, "param_groups": state["param_groups"]}
-    for i, keys in state["opt_keys"].items():
-        st = {}
-        for k in keys:
-            v = tensors[f"opt.{i}.{k}"]
-            st[k] = v.reshape(()) if k == "step" else v  # load_state_dict moves it to its parameter's device
-        opt_state["state"][int(i)] = st
-    opt.load_state_dict(opt_state)
-    sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})
-    if ema is not None:
-        for i, t in enumerate(ema.shadow):
-            t.copy_(tensors[f"ema.{i}"])
-        ema.steps = state["ema_steps"]
-    torch.set_rng_state(tensors["rng.torch"])
-    v, internal, gauss = state["rng_python"]
-    rng.setstate((v, tuple(internal), gauss))
-    return state
+def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequence[Encoded], tc: TrainConfig,
+              device: torch.device, epoch: int, reporter: Reporter) -> dict[str, Any]:
+    """One pass over the shuffled training batches; returns the epoch's record (mean loss, lr, time)."""
+    model.train()
+    e0 = time.monotonic()
+    total, n = 0.0, 0
+    params = [p for g in o.opt.param_groups for p in g["params"]]
+    for batch in encoder.batches(items, tc.batch_size, shuffle=True, rng=o.rng):
+        batch = batch.to(device)
+        o.opt.zero_grad(set_to_none=True)
+        loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+        loss.backward()
+        if tc.clip:
+            torch.nn.utils.clip_grad_norm_(params, tc.clip)
+        o.opt.step()
+        if o.ema is not None:
+            o.ema.update()
+        total += loss.item() * len(batch.index)
+        n += len(batch.index)
+        reporter.step(epoch, loss.item())
+    o.sched.step()
+    return {"epoch": epoch, "loss": total / max(n, 1), "lr": o.opt.param_groups[0]["lr"],
+            "epoch_seconds": round(time.monotonic() - e0, 2)}
+
+
+def stop_reason(state: LoopState, tc: TrainConfig, seconds: float) -> str | None:
+    """Why training stops after this epoch (``patience`` or ``time``), or None to go on."""
+    if tc.patience and state.bad_epochs >= tc.patience:
+        return "patience"
+    if tc.max_minutes and seconds * (state.epoch + 1) / state.epoch > tc.max_minutes * 60:
+        return "time"  # another epoch would overrun the budget
+    return None
 
 
 def train(
@@ -228,111 +307,64 @@ def train(
     rng = seed_everything(tc.seed)
     t0 = time.monotonic()
 
-    train_sents = corpus.sentences("train")
-    dev_sents = corpus.sentences("dev") if "dev" in corpus.splits else None
-    if dev_sents is None and tc.dev_fraction > 0:
-        order = list(range(len(train_sents)))
-        random.Random(tc.seed).shuffle(order)
-        n_dev = max(1, int(len(order) * tc.dev_fraction))
-        dev_sents = [train_sents[i] for i in order[:n_dev]]
-        train_sents = [train_sents[i] for i in order[n_dev:]]
+    train_sents, dev_sents = split_dev(corpus, tc)
     test_sents = corpus.sentences("test") if "test" in corpus.splits else None
-
-    bundle = build_bundle(config, corpus, reporter)
-    bundle.meta.update(
-        corpus=corpus_info or {},
-        train=tc.to_dict(),
-        data=config.data.to_dict(),
-        trained_with=f"nertool {__version__}",
-    )
+    bundle = build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter)
+    bundle.meta.update(corpus=corpus_info or {}, train=tc.to_dict(), data=config.data.to_dict(),
+                       trained_with=f"nertool {__version__}")
     where = torch_device(device)
     model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
-    train_items = _encode_split(bundle, encoder, train_sents)
+    items = _encode_split(bundle, encoder, train_sents)
+    o = Optimisation.create(model, tc, rng)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    if tc.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
-    ema = WeightAverage(model, tc.ema) if tc.ema else None
-
-    loop: dict[str, Any] = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
-                            "elapsed": 0.0, "config": config.to_dict()}
-    metrics_path = out / "metrics.jsonl"
-    if resume:
-        loop = _load_state(out, model, opt, sched, ema, rng)
-        if loop["config"] != config.to_dict():
-            raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
-        t0 -= loop["elapsed"]
-        reporter.message(f"resuming {out} after epoch {loop['epoch']}")
-    # metrics.jsonl always matches the state: rewrite it from the recorded history
-    atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in loop["history"]))
-    history: list[dict[str, Any]] = loop["history"]
+    state = LoopState(config=config.to_dict())
     best_state = None
-    if loop["best_epoch"]:
-        best_state = {k: v.clone() for k, v in st_load((out / "model.safetensors").read_bytes()).items()}
+    if resume:
+        state = LoopState.load(out, model, o)
+        if state.config != config.to_dict():
+            raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
+        t0 -= state.elapsed
+        reporter.message(f"resuming {out} after epoch {state.epoch}")
+        if state.best_epoch:
+            best_state = st_load((out / "model.safetensors").read_bytes())
+    metrics_path = out / "metrics.jsonl"
+    # metrics.jsonl always matches the state: rewrite it from the recorded history
+    atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in state.history))
 
-    steps = math.ceil(len(train_items) / tc.batch_size)
-    reporter.start(tc.epochs, steps)
+    reporter.start(tc.epochs, math.ceil(len(items) / tc.batch_size))
     stopped_by = "epochs"
     try:
-        for epoch in range(loop["epoch"] + 1, tc.epochs + 1):
-            model.train()
-            e0 = time.monotonic()
-            total, n = 0.0, 0
-            for batch in encoder.batches(train_items, tc.batch_size, shuffle=True, rng=rng):
-                batch = batch.to(where)
-                opt.zero_grad(set_to_none=True)
-                loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
-                loss.backward()
-                if tc.clip:
-                    torch.nn.utils.clip_grad_norm_(params, tc.clip)
-                opt.step()
-                if ema is not None:
-                    ema.update()
-                total += loss.item() * len(batch.index)
-                n += len(batch.index)
-                reporter.step(epoch, loss.item())
-            sched.step()
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": total / max(n, 1),
-                "lr": opt.param_groups[0]["lr"],
-                "epoch_seconds": round(time.monotonic() - e0, 2),
-            }
-            if ema is not None:
-                ema.swap()  # evaluate and save the averaged weights
+        for epoch in range(state.epoch + 1, tc.epochs + 1):
+            record = run_epoch(model, o, encoder, items, tc, where, epoch, reporter)
+            if o.ema is not None:
+                o.ema.swap()  # evaluate and save the averaged weights
+            improved = True
             if dev_sents:
                 dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size, device=device)
                 record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
-                improved = dev["f1"] > loop["best_f1"]
-            else:
-                improved = True
+                improved = dev["f1"] > state.best_f1
             record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
             if improved:
-                loop.update(best_f1=record.get("dev_f1", -1.0), best_epoch=epoch, bad_epochs=0)
-                best_state = copy.deepcopy(model.state_dict())
+                state.best_f1, state.best_epoch, state.bad_epochs = record.get("dev_f1", -1.0), epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 bundle.meta["scores"] = {"dev": _short(record), "best_epoch": epoch}
                 save_model(out, bundle)
             else:
-                loop["bad_epochs"] += 1
-            if ema is not None:
-                ema.swap()
+                state.bad_epochs += 1
+            if o.ema is not None:
+                o.ema.swap()
             record["best"] = improved
-            history.append(record)
-            loop.update(epoch=epoch, elapsed=time.monotonic() - t0)
-            _save_state(out, model, opt, sched, ema, rng, loop)
+            state.history.append(record)
+            state.epoch, state.elapsed = epoch, time.monotonic() - t0
+            state.save(out, model, o)
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-            write_training_plot(out / "metrics.png", history)
+            write_training_plot(out / "metrics.png", state.history)
             reporter.epoch_end(record)
-            if tc.patience and loop["bad_epochs"] >= tc.patience:
-                stopped_by = "patience"
-                break
-            if tc.max_minutes and (time.monotonic() - t0) * (epoch + 1) / epoch > tc.max_minutes * 60:
-                stopped_by = "time"  # another epoch would overrun the budget
+            reason = stop_reason(state, tc, time.monotonic() - t0)
+            if reason:
+                stopped_by = reason
                 break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
@@ -347,16 +379,9 @@ def train(
         bundle.meta["scores"]["test"] = {k: test_scores[k] for k in ("precision", "recall", "f1", "accuracy")}
     bundle.meta["scores"]["stopped_by"] = stopped_by
     save_model(out, bundle)
-    return TrainResult(
-        out_dir=out,
-        best_epoch=loop["best_epoch"],
-        best_dev_f1=loop["best_f1"] if dev_sents else None,
-        epochs_run=len(history),
-        seconds=time.monotonic() - t0,
-        test=test_scores,
-        history=history,
-        stopped_by=stopped_by,
-    )
+    return TrainResult(out_dir=out, best_epoch=state.best_epoch, best_dev_f1=state.best_f1 if dev_sents else None,
+                       epochs_run=len(state.history), seconds=time.monotonic() - t0, test=test_scores,
+                       history=state.history, stopped_by=stopped_by)
 
 
 def _short(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,23 @@
 """Word and character vocabularies.
 
-Words: a ``tokenizers`` WordLevel model whose normaliser (digit folding, lower-casing) is part of
-the saved vocabulary, so tagging normalises exactly as training did. Ids are laid out as
+Words: a ``tokenizers`` WordLevel model whose normaliser (digit folding, lower-casing) travels
+with the vocabulary, so tagging normalises exactly as training did. Ids are laid out as
 ``[PAD]=0, [UNK]=1``, then the training words (these get trainable vectors), then words known only
 from pretrained embeddings (frozen vectors; usable at tagging time although never seen in training).
 
 A *cased* vocabulary keeps the case of training words (``Apple`` and ``apple`` get rows of their
 own) while pretrained-only words are stored lower-cased; a word missing in its own case is looked
-up again lower-cased.
+up again lower-cased. :class:`WordVocab` is the one place that knows these rules: the model
+directory, the exporter and the training code all ask it.
 """
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, models, normalizers
@@ -23,25 +27,52 @@ from .fileio import atomic_write_text
 
 PAD, UNK = "[PAD]", "[UNK]"
 PAD_ID, UNK_ID = 0, 1
+WORDS_FORMAT = "nertool-words"
 
 
-def make_normalizer(lowercase: bool, digits_to_zero: bool, cased: bool = False):
-    """The word normaliser; a ``cased`` vocabulary keeps case here and lower-cases only on fallback."""
-    parts = []
-    if digits_to_zero:
-        parts.append(normalizers.Replace(Regex(r"\d"), "0"))
-    if lowercase and not cased:
-        parts.append(normalizers.Lowercase())
-    return normalizers.Sequence(parts)
+@dataclass(frozen=True)
+class Normalization:
+    """How a token becomes a vocabulary key: digits to 0, lower case (deferred to the fallback
+    lookup when ``cased``)."""
+
+    lowercase: bool = True
+    digits_to_zero: bool = True
+    cased: bool = False  # only with lowercase: training words keep their case
+
+    def __post_init__(self):
+        if self.cased and not self.lowercase:
+            object.__setattr__(self, "cased", False)
+
+    @classmethod
+    def from_config(cls, model_config) -> "Normalization":
+        """The normalisation a :class:`~nertool.config.ModelConfig` asks for."""
+        return cls(model_config.lowercase, model_config.digits_to_zero, model_config.cased_words)
+
+    def normalizer(self):
+        """The ``tokenizers`` normaliser of the primary lookup."""
+        parts = []
+        if self.digits_to_zero:
+            parts.append(normalizers.Replace(Regex(r"\d"), "0"))
+        if self.lowercase and not self.cased:
+            parts.append(normalizers.Lowercase())
+        return normalizers.Sequence(parts)
+
+
+def _char_table(norm) -> dict[str, str]:
+    """Every character ``norm`` changes, with its replacement (the normaliser run over all of
+    Unicode once): a per-character form of the normaliser for code without ``tokenizers``."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    return {c: n for c, n in zip(chars, (norm.normalize_str(c) for c in chars)) if c != n}
 
 
 class WordVocab:
-    """Normalised word -> id; ``n_tuned`` ids (from 0) belong to words seen in training."""
+    """Normalised word -> id; ids below ``n_tuned`` belong to words seen in training."""
 
-    def __init__(self, tokenizer: Tokenizer, n_tuned: int, cased: bool = False):
-        self.tokenizer = tokenizer
+    def __init__(self, index: dict[str, int], n_tuned: int, norm: Normalization = Normalization()):
+        self.norm = norm
         self.n_tuned = n_tuned
-        self.cased = cased
+        self.tokenizer = Tokenizer(models.WordLevel(dict(index), unk_token=UNK))
+        self.tokenizer.normalizer = norm.normalizer()
         self._lower = normalizers.Lowercase()
 
     @classmethod
@@ -49,16 +80,12 @@ class WordVocab:
         cls,
         sentences: Iterable[Sequence[str]],
         pretrained_words: Sequence[str] | None = None,
-        lowercase: bool = True,
-        digits_to_zero: bool = True,
+        norm: Normalization = Normalization(),
         min_count: int = 1,
-        cased: bool = False,
     ) -> "WordVocab":
-        """``cased`` (with ``lowercase``): training words keep their case, the rest is lower-cased."""
-        cased = cased and lowercase
-        norm = make_normalizer(lowercase, digits_to_zero, cased)
-        lower = normalizers.Lowercase()
-        counts = Counter(norm.normalize_str(w) for toks in sentences for w in toks)
+        """Training words (by frequency), then the pretrained words not among them."""
+        primary = norm.normalizer()
+        counts = Counter(primary.normalize_str(w) for toks in sentences for w in toks)
         counts.pop(PAD, None)
         counts.pop(UNK, None)
         vocab = {PAD: PAD_ID, UNK: UNK_ID}
@@ -66,18 +93,24 @@ class WordVocab:
             if c >= min_count:
                 vocab[w] = len(vocab)
         n_tuned = len(vocab)
+        lower = normalizers.Lowercase()
         for w in pretrained_words or ():
-            w = norm.normalize_str(w)
-            if cased:
+            w = primary.normalize_str(w)
+            if norm.cased:
                 w = lower.normalize_str(w)
             if w not in vocab:
                 vocab[w] = len(vocab)
-        tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-        tok.normalizer = norm
-        return cls(tok, n_tuned, cased)
+        return cls(vocab, n_tuned, norm)
+
+    @property
+    def cased(self) -> bool:
+        return self.norm.cased
 
     def __len__(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    def index(self) -> dict[str, int]:
+        return self.tokenizer.get_vocab()
 
     def normalize(self, word: str) -> str:
         return self.tokenizer.normalizer.normalize_str(word)
@@ -89,35 +122,60 @@ class WordVocab:
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[int]]:
         """Ids of each token of each (pre-tokenised) sentence."""
         out = []
+        get = self.tokenizer.token_to_id
         for toks, enc in zip(sentences, self.tokenizer.encode_batch([list(s) for s in sentences], is_pretokenized=True)):
             ids = enc.ids
             if len(ids) != len(toks):  # an empty token string; never produced by our readers
-                ids = [self.tokenizer.token_to_id(self.normalize(t)) if t else UNK_ID for t in toks]
-                ids = [UNK_ID if i is None else i for i in ids]
+                ids = [(get(self.normalize(t)) if t else None) or UNK_ID for t in toks]
             if self.cased and UNK_ID in ids:
-                get = self.tokenizer.token_to_id
                 ids = [(get(self.pretrained_key(self.normalize(t))) or UNK_ID) if i == UNK_ID and t else i
                        for i, t in zip(ids, toks)]
             out.append(ids)
         return out
 
     def ids_to_words(self) -> list[str]:
-        vocab = self.tokenizer.get_vocab()
-        words = [""] * len(vocab)
-        for w, i in vocab.items():
+        words = [""] * len(self)
+        for w, i in self.index().items():
             words[i] = w
         return words
 
+    def truncated(self, limit: int, n_tuned: int) -> "WordVocab":
+        """The first ``limit`` ids, of which ``n_tuned`` are trainable."""
+        return WordVocab({w: i for w, i in self.index().items() if i < limit}, n_tuned, self.norm)
+
+    def char_tables(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Per-character tables of the primary normaliser and of the lower-casing fallback
+        (empty unless ``cased``), for lookups done without ``tokenizers`` (the exported file)."""
+        return self._primary_table, (_char_table(self._lower) if self.cased else {})
+
+    @cached_property
+    def _primary_table(self) -> dict[str, str]:
+        return _char_table(self.tokenizer.normalizer)
+
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, self.tokenizer.to_str())
+        """One JSON file: the normalisation settings, ``n_tuned`` and the ``tokenizers`` tokenizer."""
+        doc = {"format": WORDS_FORMAT, "version": 1, "n_tuned": self.n_tuned, "normalization": asdict(self.norm),
+               "tokenizer": json.loads(self.tokenizer.to_str())}
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: str | Path, n_tuned: int, cased: bool = False) -> "WordVocab":
+    def load(cls, path: str | Path, legacy: tuple[int, Normalization] | None = None) -> "WordVocab":
+        """Read a file written by :meth:`save`. Files of nertool 0.1 hold the bare tokenizer; for
+        them ``legacy`` gives ``(n_tuned, normalisation)`` from the model's config."""
         try:
-            tok = Tokenizer.from_file(str(path))
-        except Exception as e:  # noqa: BLE001 - tokenizers raises plain Exception
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            if isinstance(doc, dict) and doc.get("format") == WORDS_FORMAT:
+                n_tuned, norm, tok = doc["n_tuned"], Normalization(**doc["normalization"]), doc["tokenizer"]
+            elif legacy is not None:
+                (n_tuned, norm), tok = legacy, doc
+            else:
+                raise ValueError("not a nertool word vocabulary")
+            index = tok["model"]["vocab"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
             raise ModelError(f"{path}: cannot read word vocabulary: {e}") from None
-        return cls(tok, n_tuned, cased)
+        if not isinstance(index, dict) or not isinstance(n_tuned, int):
+            raise ModelError(f"{path}: malformed word vocabulary")
+        return cls(index, n_tuned, norm)
 
 
 class CharVocab:

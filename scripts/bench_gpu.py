@@ -36,7 +36,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from nertool.conll import read_conll
-    from nertool.export import flatten_rnn_weights
+    from nertool.loading import flatten_rnn_weights
     from nertool.tagger import Tagger
 
     base = [t for t, _ in read_conll(args.corpus)]

@@ -3,6 +3,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nertool import conll
+from nertool.config import DataConfig
 from nertool.errors import DataFormatError, NertoolError
 
 
@@ -95,10 +96,10 @@ def test_load_corpus_to_datasets(tiny_corpus):
 def test_repair_warns_or_rejects(tmp_path):
     p = write(tmp_path, "a O\nb I-PER\nc I-PER\n\nd B-PER\n")
     with pytest.warns(UserWarning, match="repaired 1 tags"):
-        c = conll.load_corpus(p, scheme="IOB2")
+        c = conll.load_corpus(p, data=DataConfig(scheme="IOB2"))
     assert c.sentences("train")[0][1] == ["O", "B-PER", "I-PER"]
     with pytest.raises(DataFormatError, match="break scheme"):
-        conll.load_corpus(p, scheme="IOB2", strict=True)
+        conll.load_corpus(p, data=DataConfig(scheme="IOB2", strict=True))
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])

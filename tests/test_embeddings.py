@@ -44,7 +44,7 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
     p.write_text("paris 1 0 0 0\nzanzibar 0 1 0 0\n")
     corpus = load_corpus(tiny_corpus["train"])
     cfg = Config(model=Config().model.replace(embeddings=str(p)))
-    bundle = build_bundle(cfg, corpus, SilentReporter())
+    bundle = build_bundle(cfg, corpus.sentences("train"), corpus.labels, corpus.scheme, SilentReporter())
     [[zid, pid]] = bundle.words.encode([["Zanzibar", "Paris"]])
     assert zid >= bundle.words.n_tuned > pid > 1
     bundle.model.eval()
@@ -133,9 +133,9 @@ def test_packed_model_stores_pretrained_only_rows_in_4_bits(tmp_path, tiny_corpu
 
 
 def test_cased_vocabulary_keeps_training_spellings_and_falls_back_to_lower_case():
-    from nertool.vocab import UNK_ID, WordVocab
+    from nertool.vocab import UNK_ID, Normalization, WordVocab
 
-    v = WordVocab.build([["Apple", "apple", "US", "us", "1996"]], ["apple", "zanzibar", "the", "us"], cased=True)
+    v = WordVocab.build([["Apple", "apple", "US", "us", "1996"]], ["apple", "zanzibar", "the", "us"], Normalization(cased=True))
     ids = dict(zip(["Apple", "apple", "US", "us", "0000"], v.encode([["Apple", "apple", "US", "us", "2001"]])[0]))
     assert len(set(ids.values())) == 5 and max(ids.values()) < v.n_tuned  # one trainable row per spelling
     [[upper, title, lower, num, unk]] = v.encode([["APPLE", "Zanzibar", "zanzibar", "1234", "Qqq"]])
@@ -155,7 +155,8 @@ def test_cased_model_rows_start_from_the_lower_cased_vector_and_export_alike(tmp
     from nertool.config import Config
     from nertool.conll import load_corpus, read_conll
     from nertool.evaluate import predict
-    from nertool.export import export, load_exported
+    from nertool.export import export
+    from nertool.loading import load_exported
     from nertool.training import train
 
     p = tmp_path / "v.txt"
@@ -172,7 +173,7 @@ def test_cased_model_rows_start_from_the_lower_cased_vector_and_export_alike(tmp
     assert nordic < words.n_tuned and zanz_title == zanz_low >= words.n_tuned
     assert torch.equal(bundle.model.emitter.pretrained[nordic], torch.tensor([1.0, 0, 0, 0]))
     # the exported file looks words up the same way, and tags the same
-    out = export(tmp_path / "run", tmp_path / "m.pt")
+    out = export(bundle, tmp_path / "m.pt")
     m = torch.jit.load(str(out))
     probe = ["Nordic", "NORDIC", "nordic", "Zanzibar", "ZANZIBAR", "Lima", "Qqq", "1990", "İstanbul"]
     assert [m.word_id(w) for w in probe] == words.encode([probe])[0]

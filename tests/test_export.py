@@ -9,10 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import SHARED
-from nertool.checkpoint import bundled_models
+from nertool.loading import bundled_models, flatten_rnn_weights, load
 from nertool.cli import app
 from nertool.conll import read_conll
-from nertool.export import export, flatten_rnn_weights
+from nertool.export import export
 from nertool.tagger import Tagger
 
 runner = CliRunner()
@@ -88,7 +88,7 @@ def test_cli_tag_with_exported_file(exported, tmp_path):
 @pytest.mark.skipif(not (SHARED / "conll2003").is_dir() or "en" not in bundled_models(), reason="needs ../shared and the bundled model")
 def test_exported_equals_eager_on_conll2003_test(tmp_path):
     sents = [t for t, _ in read_conll(SHARED / "conll2003" / "test.txt")]
-    out = export("en", tmp_path / "en.pt")
+    out = export(load("en"), tmp_path / "en.pt")
     eager = [r.tags for r in Tagger.load("en").tag_sentences(sents, scores=False)]
     m = torch.jit.load(str(out))
     scripted = []

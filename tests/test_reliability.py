@@ -103,16 +103,6 @@ def test_pickle_in_place_of_weights_is_refused_and_not_run(tiny_model, tmp_path)
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_load_state_safely_refuses_pickles(tmp_path):
-    from nertool.checkpoint import load_state_safely
-    from nertool.errors import ModelError
-
-    torch.save({"x": Boom()}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="refused"):
-        load_state_safely(tmp_path / "evil.pt")
-    assert not (tmp_path / "PWNED").exists() and not os.path.exists("PWNED")
-
-
 def test_embeddings_with_a_wrong_dimension(tmp_path):
     v = tmp_path / "v.txt"
     v.write_text("anna 1 2 3\nberg 1 2\n")

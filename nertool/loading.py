@@ -1,0 +1,171 @@
+"""One way from a name to a model: a model directory, an exported TorchScript file or a bundled
+model name becomes a :class:`~nertool.checkpoint.ModelBundle` whose network satisfies
+:class:`TaggingModel`. The tagger, the evaluator and the exporter all load through here."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from .checkpoint import STRUCTURAL, ModelBundle, load_model, read_config
+from .config import ModelConfig
+from .errors import ModelError
+from .vocab import CharVocab, Normalization, WordVocab
+
+EXPORT_FORMAT = "nertool-torchscript"
+EXPORT_FORMAT_VERSION = 1
+BUNDLED_DIR = Path(__file__).parent / "models"
+
+
+@runtime_checkable
+class TaggingModel(Protocol):
+    """What tagging and evaluation use of a network; :class:`~nertool.model.BiLstmCrf` and
+    :class:`ExportedModel` both provide it."""
+
+    labels: list[str]
+    config: ModelConfig
+
+    def word_features(self, chars: torch.Tensor) -> torch.Tensor:
+        """(words, max_chars) character ids -> (words, feature_dim)."""
+        ...
+
+    def emissions(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
+        """(batch, seq_len) ids and mask -> (batch, seq_len, num_tags) tag scores."""
+        ...
+
+    def emissions_from_features(self, words: torch.Tensor, features: torch.Tensor, char_index: torch.Tensor,
+                                mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`emissions` with the rows of :meth:`word_features` given."""
+        ...
+
+    def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(start, end, transitions)``, constraint masks included."""
+        ...
+
+    def to(self, device: Any) -> Any: ...
+    def eval(self) -> Any: ...
+    def train(self, mode: bool = True) -> Any: ...
+
+
+class ExportedModel:
+    """:class:`TaggingModel` over a loaded TorchScript export (a ``ScriptTagger``)."""
+
+    def __init__(self, module: torch.jit.ScriptModule, meta: dict):
+        self.module = module
+        self.labels: list[str] = list(meta["labels"])
+        self.config = ModelConfig.from_dict(meta["model"])
+        self.training = False
+
+    def word_features(self, chars):
+        return self.module.emitter.word_features(chars)
+
+    def emissions(self, words, chars, char_index, mask):
+        return self.module.emitter(words, chars, char_index, mask)
+
+    def emissions_from_features(self, words, features, char_index, mask):
+        return self.module.emitter.from_features(words, features, char_index, mask)
+
+    def transition_scores(self):
+        return self.module.start, self.module.end, self.module.transitions
+
+    def to(self, device):
+        self.module = self.module.to(device)
+        flatten_rnn_weights(self.module)
+        return self
+
+    def eval(self):
+        self.module.eval()
+        return self
+
+    def train(self, mode: bool = True):
+        return self  # an export is inference only
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A model path: an existing path as given, else a bundled model of that name."""
+    p = Path(name)
+    if p.exists():
+        return p
+    if isinstance(name, str) and (BUNDLED_DIR / name / "config.json").is_file():
+        return BUNDLED_DIR / name
+    avail = ", ".join(bundled_models()) or "none installed"
+    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata stored in an exported file."""
+    extra = {"nertool.json": ""}
+    try:
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["nertool.json"])
+    except (RuntimeError, ValueError) as e:
+        raise ModelError(f"{path}: not a valid nertool TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise ModelError(f"{path}: not a nertool TorchScript file")
+    return meta
+
+
+def model_info(model: str | Path) -> dict:
+    """The config (model directory) or metadata (exported file) of a model, without loading it."""
+    path = resolve_model(model)
+    return read_metadata(path) if is_torchscript(path) else read_config(path)
+
+
+def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
+    """A :class:`ModelBundle` over an exported file."""
+    meta = read_metadata(path)
+    module = torch.jit.load(str(path), map_location=device)
+    flatten_rnn_weights(module)
+    try:
+        model = ExportedModel(module, meta)
+        words = WordVocab(dict(module.word_index), meta["n_tuned"], Normalization.from_config(model.config))
+        index = dict(module.char_index)
+        chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
+        info = {k: v for k, v in meta.items() if k not in STRUCTURAL}
+        return ModelBundle(model, words, chars, meta["scheme"], meta["internal_scheme"], info)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{path}: malformed nertool TorchScript file ({type(e).__name__}: {e})") from None
+
+
+def load(model: str | Path = "en", device: str = "cpu") -> ModelBundle:
+    """A model directory, an exported TorchScript file or a bundled model name, loaded."""
+    path = resolve_model(model)
+    if is_torchscript(path):
+        return load_exported(path, device)
+    return load_model(path)
+
+
+def flatten_rnn_weights(module: torch.nn.Module) -> None:
+    """Put the weights of each LSTM/GRU inside a (scripted) module into one cuDNN buffer.
+
+    ``torch.jit.load(..., map_location="cuda")`` leaves them apart, and cuDNN then copies them
+    together (with a warning) on every call. A no-op on CPU and where cuDNN is not used.
+    """
+    from torch.backends.cudnn import rnn as cudnn_rnn
+
+    for sub in module.modules():
+        if getattr(sub, "original_name", type(sub).__name__) not in ("LSTM", "GRU"):
+            continue
+        weights = list(sub._flat_weights)
+        if not weights or not weights[0].is_cuda or not torch._use_cudnn_rnn_flatten_weight():
+            continue
+        with torch.no_grad():
+            torch._cudnn_rnn_flatten_weight(
+                weights, 4 if sub.bias else 2, sub.input_size, cudnn_rnn.get_cudnn_mode(sub.mode),
+                sub.hidden_size, sub.proj_size, sub.num_layers, sub.batch_first, bool(sub.bidirectional))
