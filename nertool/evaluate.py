@@ -2,6 +2,7 @@
 of whole corpora with a loaded model."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     if mode == "strict":
         kw.update(mode="strict", scheme=_seqeval_scheme(scheme))
     g, p = [list(x) for x in gold], [list(x) for x in pred]
-    report = classification_report(g, p, output_dict=True, **kw)
+    with warnings.catch_warnings():  # numpy warns averaging over no types (no gold spans): scores are 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(g, p, output_dict=True, **kw)
     per_type = {
         k: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"], "support": int(v["support"])}
         for k, v in report.items()

@@ -9,8 +9,16 @@ from nertool.errors import NertoolError
 
 
 def test_public_api_names():
-    assert callable(train) and isinstance(nertool.__version__, str)
-    assert Span.__name__ == "Span" and Tagger.__name__ == "Tagger"
+    import importlib.metadata
+
+    assert nertool.__version__ == importlib.metadata.version("nertool")
+    for name in nertool.__all__:
+        assert getattr(nertool, name) is not None
+    from nertool.tagger import Doc as D, Span as S, Tagger as T
+    from nertool.training import train as tr
+    assert (nertool.Tagger, nertool.Span, nertool.Doc, nertool.train) == (T, S, D, tr)
+    with pytest.raises(AttributeError):
+        nertool.no_such_name  # noqa: B018
 
 
 @pytest.mark.parametrize("variant", [

@@ -43,6 +43,34 @@ def test_train_save_load_evaluate_through_cli(tiny_corpus, tmp_path):
     assert "{" not in text  # no Python reprs of dicts
 
 
+def _spans(seq):
+    """IOB2 chunks by hand, conlleval style (an I- that does not continue opens a chunk)."""
+    out, cur = set(), None
+    for i, t in enumerate(list(seq) + ["O"]):
+        typ = t[2:] if t != "O" else None
+        if cur and (t == "O" or t.startswith("B-") or typ != cur[0]):
+            out.add((cur[0], cur[1], i))
+            cur = None
+        if typ and cur is None:
+            cur = (typ, i)
+    return out
+
+
+def test_evaluate_json_equals_an_independent_span_count(tiny_model, tiny_corpus):
+    r = runner.invoke(app, ["evaluate", str(tiny_model), str(tiny_corpus["test"]), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    sents = read_conll(tiny_corpus["test"])
+    pred = predict(load_model(tiny_model), [t for t, _ in sents])
+    gold_n = pred_n = hit = 0
+    for (_, g), p in zip(sents, pred):
+        gs, ps = _spans(g), _spans(p)
+        gold_n, pred_n, hit = gold_n + len(gs), pred_n + len(ps), hit + len(gs & ps)
+    assert 0 < hit <= gold_n and pred_n > 0
+    assert abs(got["precision"] - hit / pred_n) < 1e-12 and abs(got["recall"] - hit / gold_n) < 1e-12
+    assert abs(got["f1"] - 2 * hit / (gold_n + pred_n)) < 1e-12
+
+
 def test_evaluate_json_equals_seqeval(tiny_model, tiny_corpus):
     r = runner.invoke(app, ["evaluate", str(tiny_model), str(tiny_corpus["test"]), "--json"])
     assert r.exit_code == 0, r.output
@@ -58,10 +86,17 @@ def test_evaluate_json_equals_seqeval(tiny_model, tiny_corpus):
         assert s["f1"] == report[typ]["f1-score"] and s["support"] == report[typ]["support"]
 
 
-def test_evaluate_strict_mode(tiny_model, tiny_corpus):
-    r = runner.invoke(app, ["evaluate", str(tiny_model), str(tiny_corpus["test"]), "--json", "--mode", "strict"])
-    assert r.exit_code == 0, r.output
-    assert 0 <= json.loads(r.output)["f1"] <= 1
+def test_evaluate_strict_mode(tiny_model, tmp_path):
+    # a gold chunk that starts with I- counts in the default (conlleval) mode, not in strict IOB2
+    p = tmp_path / "t.txt"
+    p.write_text("Anna I-PER\nsings O\n\nBob B-PER\nruns O\n")
+    scores = {}
+    for mode in ("default", "strict"):
+        r = runner.invoke(app, ["evaluate", str(tiny_model), str(p), "--json", "--mode", mode])
+        assert r.exit_code == 0, r.output
+        scores[mode] = json.loads(r.output)
+    assert scores["default"]["per_type"]["PER"]["support"] == 2
+    assert scores["strict"]["per_type"]["PER"]["support"] == 1
 
 
 def test_malformed_corpus_is_one_line_exit_2(tmp_path, tiny_corpus):

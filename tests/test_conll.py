@@ -107,11 +107,27 @@ def test_repair_warns_or_rejects(tmp_path):
 def test_fuzz_random_bytes_only_raise_our_errors(tmp_path, data):
     p = tmp_path / "fuzz.txt"
     p.write_bytes(data)
+    for reader in (conll.read_conll, conll.read_conllu):
+        try:
+            reader(p)
+        except NertoolError:
+            pass
+
+
+CONLLU_FIELD = st.sampled_from(["1", "2", "1-2", "1.1", "x", "_", "", "NOUN", "Tom", " "])
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.lists(CONLLU_FIELD, min_size=8, max_size=11), st.just([]), st.just(["# c"])), max_size=10))
+def test_fuzz_conllu_rows(tmp_path, rows):
+    p = tmp_path / "fuzz.conllu"
+    p.write_text("\n".join("\t".join(r) for r in rows), encoding="utf-8")
     try:
-        conll.read_conll(p)
-        conll.read_conllu(p)
+        sents = conll.read_conllu(p)
     except NertoolError:
-        pass
+        return
+    for toks, tags in sents:
+        assert len(toks) == len(tags) and all(toks) and all(t not in ("", "_") for t in tags)
 
 
 LINE = st.lists(st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=6), min_size=0, max_size=5)

@@ -186,7 +186,9 @@ def test_cli_tag_errors(tiny_model, tmp_path):
     r = run_cli(["tag", str(tiny_model), str(bad)])
     assert r.returncode == 2 and f"{bad}:2:" in r.stderr
     r = run_cli(["tag", str(tiny_model), "-", "--device", "cuda"], stdin="x\n")
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["tokens"] == ["x"]
+    else:
         assert r.returncode == 2 and "CUDA is not available" in r.stderr
 
 

@@ -1,0 +1,164 @@
+"""The training loop's steps: dev split, stop rules, weight averaging, optimisers, config
+precedence, interruption and resume, IOB1 corpora end to end."""
+import json
+import random
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import SAMPLE
+from nertool import tags as T
+from nertool.cli import app, config_from_options
+from nertool.config import Config, DataConfig, TrainConfig
+from nertool.conll import load_corpus, read_conll
+from nertool.evaluate import evaluate_file, predict
+from nertool.loading import load
+from nertool.training import LoopState, SilentReporter, WeightAverage, stop_reason, train
+
+runner = CliRunner()
+
+
+def tiny(epochs=2, **train):
+    base = Config()
+    return Config(model=base.model.replace(hidden_size=16, char_hidden=8),
+                  train=base.train.replace(**{"epochs": epochs, "batch_size": 8, "lr": 0.01, "threads": 1, **train}))
+
+
+def test_dev_fraction_keeps_held_out_sentences_out_of_the_vocabularies(tmp_path):
+    # every sentence has a word (and a character) of its own: the vocabulary must hold only
+    # the training part's
+    p = tmp_path / "c.txt"
+    p.write_text("".join(f"w{i}x{chr(0x4E00 + i)} B-PER\nran O\n\n" for i in range(40)), encoding="utf-8")
+    result = train(load_corpus(p), tiny(1, dev_fraction=0.25), tmp_path / "run")
+    assert result.best_dev_f1 is not None and "dev_f1" in result.history[0]
+    bundle = load(tmp_path / "run")
+    own = [w for w in bundle.words.index() if w.startswith("w") and w[-1] >= "\u4e00"]
+    assert len(own) == 30  # 40 sentences, 10 held out
+    cjk = [c for c in bundle.chars.chars if 0x4E00 <= ord(c) < 0x4E00 + 40]
+    assert len(cjk) == 30
+
+
+def test_stop_rules():
+    state = LoopState(config={}, epoch=3, bad_epochs=2)
+    assert stop_reason(state, TrainConfig(patience=2), 1.0) == "patience"
+    assert stop_reason(state, TrainConfig(patience=3), 1.0) is None
+    assert stop_reason(state, TrainConfig(patience=0), 1.0) is None  # 0 disables
+    # three epochs took 3 minutes: a fourth would end at 4 > 3.5 minutes
+    assert stop_reason(state, TrainConfig(patience=0, max_minutes=3.5), 180.0) == "time"
+    assert stop_reason(state, TrainConfig(patience=0, max_minutes=4.5), 180.0) is None
+
+
+def test_patience_stops_a_run_that_stops_improving(tmp_path):
+    # dev F1 of 0 every epoch (no entities in dev): only the first epoch is an improvement
+    dev = tmp_path / "dev.txt"
+    dev.write_text("nothing O\nhere O\n")
+    corpus = load_corpus(SAMPLE / "train.conll", dev)
+    r = train(corpus, tiny(10, patience=2), tmp_path / "run")
+    assert r.stopped_by == "patience" and r.epochs_run == 3 and r.best_epoch == 1
+
+
+def test_weight_average_follows_the_formula_and_swaps_back():
+    lin = torch.nn.Linear(2, 1)
+    avg = WeightAverage(lin, decay=0.9)
+    start = [p.detach().clone() for p in lin.parameters()]
+    expected = [s.clone() for s in start]
+    for step in range(1, 4):
+        with torch.no_grad():
+            for p in lin.parameters():
+                p.add_(1.0)
+        avg.update()
+        d = min(0.9, (1 + step) / (10 + step))
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, lin.parameters())]
+    assert all(torch.allclose(a, e) for a, e in zip(avg.shadow, expected))
+    live = [p.detach().clone() for p in lin.parameters()]
+    avg.swap()
+    assert all(torch.allclose(p, e) for p, e in zip(lin.parameters(), expected))
+    avg.swap()
+    assert all(torch.equal(p, l) for p, l in zip(lin.parameters(), live))
+
+
+def test_sgd_trains(tmp_path):
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
+    r = train(corpus, tiny(4, optimizer="sgd", ema=0.0), tmp_path / "run")
+    losses = [h["loss"] for h in r.history]
+    assert losses[-1] < losses[0] and r.best_dev_f1 > 0
+
+
+def test_toml_values_yield_to_command_line_options(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train]\nepochs = 3\nlr = 0.1\n[model]\nhidden_size = 12\n")
+    cfg = config_from_options(toml, {"epochs": 1, "lr": None, "hidden_size": None})
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.hidden_size) == (1, 0.1, 12)
+    r = runner.invoke(app, ["train", str(SAMPLE / "train.conll"), "--out", str(tmp_path / "run"), "-c", str(toml),
+                            "--epochs", "1", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 0.1 and saved["model"]["hidden_size"] == 12
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing of the loop catches it."""
+
+
+class CrashAt:
+    def __init__(self, epoch, step, exc):
+        self.at, self.exc, self.n = (epoch, step), exc, 0
+
+    def start(self, epochs, steps): pass
+    def epoch_end(self, record): self.n = 0
+    def message(self, text): pass
+
+    def step(self, epoch, loss):
+        self.n += 1
+        if (epoch, self.n) == self.at:
+            raise self.exc
+
+
+def test_interrupt_keeps_the_best_model_so_far(tmp_path):
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
+    r = train(corpus, tiny(5), tmp_path / "run", reporter=CrashAt(3, 2, KeyboardInterrupt()))
+    assert r.stopped_by == "interrupt" and r.epochs_run == 2 and 1 <= r.best_epoch <= 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["scores"]["stopped_by"] == "interrupt"
+
+
+def test_crash_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
+    cfg = tiny(4)
+    full = train(corpus, cfg, tmp_path / "full")
+    with pytest.raises(Crash):
+        train(corpus, cfg, tmp_path / "cut", reporter=CrashAt(3, 3, Crash()))
+    assert json.loads((tmp_path / "cut" / "train_state.json").read_text())["epoch"] == 2
+    resumed = train(corpus, cfg, tmp_path / "cut", resume=True)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == (tmp_path / "cut" / "model.safetensors").read_bytes()
+
+
+def _iob1(tags2):
+    """IOB2 -> IOB1 by hand: B- only where a chunk follows one of the same type."""
+    out = []
+    for i, t in enumerate(tags2):
+        if t.startswith("B-") and not (i and tags2[i - 1] != "O" and tags2[i - 1][2:] == t[2:]):
+            t = "I-" + t[2:]
+        out.append(t)
+    return out
+
+
+def test_iob1_corpus_end_to_end(tmp_path):
+    paths = {}
+    for split in ("train", "dev", "test"):
+        sents = read_conll(SAMPLE / f"{split}.conll")
+        paths[split] = tmp_path / f"{split}.iob1"
+        paths[split].write_text("".join("".join(f"{w} {t}\n" for w, t in zip(toks, _iob1(tg))) + "\n" for toks, tg in sents))
+    corpus = load_corpus(paths["train"], paths["dev"], paths["test"])
+    assert corpus.scheme == "IOB1"
+    r = train(corpus, tiny(6, lr=0.02), tmp_path / "run")
+    bundle = load(tmp_path / "run")
+    assert bundle.scheme == "IOB1" and r.test["f1"] > 0.3
+    pred = predict(bundle, [t for t, _ in read_conll(paths["test"])])
+    assert all(T.is_valid(p, "IOB1") for p in pred)
+    assert any(t.startswith("I-") for p in pred for t in p) and not any(t.startswith(("E-", "S-")) for p in pred for t in p)
+    # the same gold in IOB2 scores the same (evaluate converts to the model's scheme)
+    on_iob1 = evaluate_file(str(tmp_path / "run"), paths["test"])
+    on_iob2 = evaluate_file(str(tmp_path / "run"), SAMPLE / "test.conll")
+    assert on_iob1["f1"] == on_iob2["f1"] == r.test["f1"]
