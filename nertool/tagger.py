@@ -131,46 +131,54 @@ class Tagger:
                 raise NertoolError(f"sentence {i + 1} has an empty token")
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
-        start, end, trans = self._trans
         with torch.inference_mode():
             features = self._word_features({w for s in sentences for w in s})
             for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50, rows=self._feature_rows):
-                batch = batch.to(self.device)
-                em = self.model.emissions_from_features(batch.words, features, batch.char_index, batch.mask)
-                best, _ = viterbi(em, batch.mask, start, end, trans)
-                lengths = batch.mask.sum(1).tolist()
-                rows = best.tolist()
-                chunk_lists = [self._chunks(rows[r][: lengths[r]]) for r in range(len(rows))]
-                tok_p = span_p = post = None
-                if scores or marginals or nbest:
-                    alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
-                    post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
-                    tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
-                    spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]
-                    if spans:
-                        span_p = span_marginals(em, alpha, beta, log_z, best, torch.tensor(spans, device=em.device),
-                                                batch.mask.sum(1), trans, self._continue).tolist()
-                if nbest:
-                    nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
-                    nb_rows, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
-                k = 0
-                for r, i in enumerate(batch.index):
-                    n = lengths[r]
-                    chunks = []
-                    for label, a, e in chunk_lists[r]:
-                        chunks.append((label, a, e, span_p[k] if span_p is not None else 1.0))
-                        k += 1
-                    res = SentenceResult(self._out_tags(rows[r][:n]), chunks, tok_p[r][:n] if tok_p is not None else [1.0] * n)
-                    if marginals:
-                        res.marginals = [dict(zip(self.labels, p)) for p in post[r, :n].tolist()]
-                    if nbest:
-                        res.nbest = [
-                            (self._out_tags(nb_rows[r][j][:n]), nb_probs[r][j])
-                            for j in range(nbest)
-                            if nb_probs[r][j] > 0 and not math.isnan(nb_probs[r][j])
-                        ]
+                results = self._tag_batch(batch.to(self.device), features, nbest, scores, marginals)
+                for i, res in zip(batch.index, results):
                     out[i] = res
         return out  # type: ignore[return-value]
+
+    def _tag_batch(self, batch, features: torch.Tensor, nbest: int, scores: bool, marginals: bool) -> list[SentenceResult]:
+        """Decode one batch (on the tagger's device): Viterbi tags and chunks, and on demand the
+        span and token marginals, the token posteriors and the n-best sequences."""
+        start, end, trans = self._trans
+        em = self.model.emissions_from_features(batch.words, features, batch.char_index, batch.mask)
+        best, _ = viterbi(em, batch.mask, start, end, trans)
+        lengths = batch.mask.sum(1).tolist()
+        rows = best.tolist()
+        chunk_lists = [self._chunks(rows[r][: lengths[r]]) for r in range(len(rows))]
+        tok_p = span_p = post = None
+        if scores or marginals or nbest:
+            alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
+            post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
+            tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
+            spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]
+            if spans:
+                span_p = span_marginals(em, alpha, beta, log_z, best, torch.tensor(spans, device=em.device),
+                                        batch.mask.sum(1), trans, self._continue).tolist()
+        if nbest:
+            nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
+            nb_rows, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
+        k = 0
+        results = []
+        for r in range(len(rows)):
+            n = lengths[r]
+            chunks = []
+            for label, a, e in chunk_lists[r]:
+                chunks.append((label, a, e, span_p[k] if span_p is not None else 1.0))
+                k += 1
+            res = SentenceResult(self._out_tags(rows[r][:n]), chunks, tok_p[r][:n] if tok_p is not None else [1.0] * n)
+            if marginals:
+                res.marginals = [dict(zip(self.labels, p)) for p in post[r, :n].tolist()]
+            if nbest:
+                res.nbest = [
+                    (self._out_tags(nb_rows[r][j][:n]), nb_probs[r][j])
+                    for j in range(nbest)
+                    if nb_probs[r][j] > 0 and not math.isnan(nb_probs[r][j])
+                ]
+            results.append(res)
+        return results
 
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""

@@ -284,6 +284,56 @@ def stop_reason(state: LoopState, tc: TrainConfig, seconds: float) -> str | None
     return None
 
 
+def evaluate_and_keep(bundle: ModelBundle, o: Optimisation, state: LoopState, record: dict[str, Any],
+                      dev_sents: Sequence[Sentence] | None, tc: TrainConfig, device: str,
+                      out: Path) -> tuple[bool, dict[str, torch.Tensor] | None]:
+    """Score the averaged weights on dev; when they beat the best so far (or there is no dev
+    set), save the model and return a copy of its state. Updates ``state`` and ``record``."""
+    model = bundle.model
+    if o.ema is not None:
+        o.ema.swap()  # evaluate and save the averaged weights
+    try:
+        improved = True
+        if dev_sents:
+            dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size, device=device)
+            record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
+            improved = dev["f1"] > state.best_f1
+        record["best"] = improved
+        if not improved:
+            state.bad_epochs += 1
+            return False, None
+        state.best_f1, state.best_epoch, state.bad_epochs = record.get("dev_f1", -1.0), record["epoch"], 0
+        bundle.meta["scores"] = {"dev": _short(record), "best_epoch": record["epoch"]}
+        save_model(out, bundle)
+        return True, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    finally:
+        if o.ema is not None:
+            o.ema.swap()
+
+
+def log_epoch(out: Path, state: LoopState, record: dict[str, Any], model: BiLstmCrf, o: Optimisation) -> None:
+    """Add the epoch to the history, save the resumable state, append to metrics.jsonl, plot."""
+    state.history.append(record)
+    state.save(out, model, o)
+    with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    write_training_plot(out / "metrics.png", state.history)
+
+
+def finish(bundle: ModelBundle, out: Path, test_sents: Sequence[Sentence] | None, stopped_by: str,
+           tc: TrainConfig, device: str) -> dict[str, Any] | None:
+    """Score the best model (already loaded) on test, record why training stopped, save it."""
+    if "scores" not in bundle.meta:  # resumed: the scores of the saved best model
+        bundle.meta["scores"] = read_config(out).get("scores", {})
+    test_scores = None
+    if test_sents:
+        test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size, device=device)
+        bundle.meta["scores"]["test"] = {k: test_scores[k] for k in ("precision", "recall", "f1", "accuracy")}
+    bundle.meta["scores"]["stopped_by"] = stopped_by
+    save_model(out, bundle)
+    return test_scores
+
+
 def train(
     corpus: Corpus,
     config: Config,
@@ -328,39 +378,19 @@ def train(
         reporter.message(f"resuming {out} after epoch {state.epoch}")
         if state.best_epoch:
             best_state = st_load((out / "model.safetensors").read_bytes())
-    metrics_path = out / "metrics.jsonl"
     # metrics.jsonl always matches the state: rewrite it from the recorded history
-    atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in state.history))
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
 
     reporter.start(tc.epochs, math.ceil(len(items) / tc.batch_size))
     stopped_by = "epochs"
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             record = run_epoch(model, o, encoder, items, tc, where, epoch, reporter)
-            if o.ema is not None:
-                o.ema.swap()  # evaluate and save the averaged weights
-            improved = True
-            if dev_sents:
-                dev = evaluate(bundle, dev_sents, batch_size=tc.eval_batch_size, device=device)
-                record.update(dev_precision=dev["precision"], dev_recall=dev["recall"], dev_f1=dev["f1"])
-                improved = dev["f1"] > state.best_f1
+            _, kept = evaluate_and_keep(bundle, o, state, record, dev_sents, tc, device, out)
+            best_state = kept or best_state
             record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
-            if improved:
-                state.best_f1, state.best_epoch, state.bad_epochs = record.get("dev_f1", -1.0), epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                bundle.meta["scores"] = {"dev": _short(record), "best_epoch": epoch}
-                save_model(out, bundle)
-            else:
-                state.bad_epochs += 1
-            if o.ema is not None:
-                o.ema.swap()
-            record["best"] = improved
-            state.history.append(record)
             state.epoch, state.elapsed = epoch, time.monotonic() - t0
-            state.save(out, model, o)
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            write_training_plot(out / "metrics.png", state.history)
+            log_epoch(out, state, record, model, o)
             reporter.epoch_end(record)
             reason = stop_reason(state, tc, time.monotonic() - t0)
             if reason:
@@ -371,14 +401,7 @@ def train(
     if best_state is None:
         raise NertoolError("training stopped before the first epoch ended; nothing was saved")
     model.load_state_dict(best_state)
-    if "scores" not in bundle.meta:  # resumed: the scores of the saved best model
-        bundle.meta["scores"] = read_config(out).get("scores", {})
-    test_scores = None
-    if test_sents:
-        test_scores = evaluate(bundle, test_sents, batch_size=tc.eval_batch_size, device=device)
-        bundle.meta["scores"]["test"] = {k: test_scores[k] for k in ("precision", "recall", "f1", "accuracy")}
-    bundle.meta["scores"]["stopped_by"] = stopped_by
-    save_model(out, bundle)
+    test_scores = finish(bundle, out, test_sents, stopped_by, tc, device)
     return TrainResult(out_dir=out, best_epoch=state.best_epoch, best_dev_f1=state.best_f1 if dev_sents else None,
                        epochs_run=len(state.history), seconds=time.monotonic() - t0, test=test_scores,
                        history=state.history, stopped_by=stopped_by)
