@@ -5,9 +5,11 @@ Every :class:`~nertool.errors.NertoolError` becomes one line on stderr and exit 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
+import time
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -276,71 +278,106 @@ def evaluate_cmd(
     out.print(f"token accuracy {100 * r['accuracy']:.2f}")
 
 
+def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
+    """``[MODEL] INPUT...``: the first argument is the model when it names one (a model directory,
+    an exported file, a bundled name) and inputs follow; else every argument is an input for ``en``."""
+    from .errors import ModelError
+    from .loading import is_torchscript, resolve_model
+
+    if len(args) > 1:
+        try:
+            p = resolve_model(args[0])
+            parts = ("config.json", "model.safetensors", "words.json")
+            if any((p / f).exists() for f in parts) or is_torchscript(p) or p.suffix == ".pt":
+                return args[0], args[1:]
+        except ModelError:
+            pass
+    return "en", args
+
+
 @app.command("tag")
 @_user_errors
 def tag_cmd(
-    model_or_input: Annotated[str, typer.Argument(metavar="[MODEL] INPUT", help="Model directory, exported .pt file or bundled name (default: en).")],
-    input_path: Annotated[Optional[str], typer.Argument(metavar="", help="Input file, or - for stdin.", show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.", dir_okay=False)] = None,
-    input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="text: paragraphs split into sentences; lines: one sentence per line; tokens: one pre-tokenised sentence per line; conll: columns.")] = InputFormat.text,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl (tokens, tags, spans with offsets and scores), conll, or inline markup.")] = OutputFormat.jsonl,
+    args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT...", show_default=False, help="Model directory, exported .pt file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input), or directory: one output per input, written atomically; a rerun skips outputs that exist.")] = None,
+    input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="auto: by suffix (.txt text, .conll conll, .jsonl jsonl); text: paragraphs split into sentences; lines: one text per line; tokens: one pre-tokenised sentence per line; conll: columns; jsonl: {\"text\", \"id\", ...} records.")] = InputFormat.auto,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup.")] = OutputFormat.jsonl,
     nbest: Annotated[int, typer.Option(help="Also output the K best label sequences with probabilities (jsonl).", min=0)] = 0,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 256,
     threads: Annotated[int, typer.Option(help="Torch CPU threads (0: default).", min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    token_column: Annotated[int, typer.Option(help="Token column for --input-format conll.")] = 0,
+    token_column: Annotated[int, typer.Option(help="Token column for conll input.")] = 0,
     encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
+    lang: Annotated[str, typer.Option(help="Language of the text for sentence splitting (ISO 639-1).")] = "en",
     no_scores: Annotated[bool, typer.Option("--no-scores", help="Skip confidences (faster).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip (and count) undecodable or ragged input lines instead of stopping.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With an output directory: redo inputs whose output exists.")] = False,
 ):
-    """Tag a text file (or stdin) with a model; writes one result per sentence.
+    """Tag text files (or stdin) with a model.
 
     Examples:
       nertool tag notes.txt                                   # bundled English model, JSONL
       cat notes.txt | nertool tag runs/en - --format inline
-      nertool tag runs/en test.conll --input-format conll --format conll
-      nertool tag runs/en big.txt --nbest 3 -o big.jsonl
+      nertool tag runs/en test.conll --format conll
+      nertool tag en corpus/ 'more/*.txt' -o tagged/            # one output per input; reruns resume
     """
-    from .fileio import atomic_write
     from .errors import BadLines
-    from .inputs import open_input, read_units
-    from .output import render
+    from .fileio import atomic_write
+    from .pipeline import TagOptions, plan, tag_source
     from .tagger import Tagger
 
-    model, src = ("en", model_or_input) if input_path is None else (model_or_input, input_path)
+    model, specs = _model_and_inputs(args)
     if nbest and fmt.value != "jsonl":
         raise NertoolError("--nbest needs --format jsonl")
+    opts = TagOptions(input_format.value, fmt.value, nbest, batch_size, not no_scores, token_column, encoding, lang, skip_bad)
+    jobs = plan(specs, output, fmt.value)
+    todo = [j for j in jobs if force or j.target is None or not j.target.exists() or len(jobs) == 1]
+    if len(todo) < len(jobs):
+        err.print(f"skipping {len(jobs) - len(todo)} input(s) whose output exists (--force redoes them)", highlight=False)
     tagger = Tagger.load(model, device=device, batch_size=batch_size, threads=threads)
-    stream, name, size = open_input(src)
     bad = BadLines(skip=skip_bad)
-    units = read_units(stream, name, input_format.value, encoding, token_column, bad)
-    results = render(tagger, units, fmt.value, nbest=nbest, batch_size=batch_size, scores=not no_scores)
-
-    def write_all(sink):
-        if size and err.is_terminal:
-            from rich.progress import Progress
-
-            with Progress(console=err, transient=True) as progress:
-                task = progress.add_task(f"tagging {name}", total=size)
-                for unit, text in results:
-                    sink.write(text)
-                    progress.update(task, completed=stream.tell())
-        else:
-            for _, text in results:
-                sink.write(text)
-
-    try:
-        if output is not None:
-            with atomic_write(output) as f:
-                write_all(f)
-        else:
-            write_all(sys.stdout)
-            sys.stdout.flush()
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    with _progress(todo) as advance:
+        for job in todo:
+            chunks = tag_source(tagger, job.source, opts, bad, advance(job))
+            if job.target is None:
+                for data in chunks:
+                    sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            else:
+                with atomic_write(job.target, "wb", encoding=None) as f:
+                    for data in chunks:
+                        f.write(data)
     if bad.count:
         err.print(f"[yellow]warning:[/] skipped {bad.count} bad line(s); the first: {bad.first}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _progress(jobs):
+    """One bar over the bytes of all inputs, with tokens/s and the time left (on a terminal);
+    yields ``advance(job) -> callback(bytes_read, tokens)``."""
+    total = sum(Path(j.source).stat().st_size for j in jobs if j.source != "-")
+    if not (err.is_terminal and total):
+        yield lambda job: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("tagging"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]} tokens/s"),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("tag", total=total, rate="-")
+        state = {"done": 0, "tokens": 0, "t0": time.monotonic()}
+
+        def advance(job):
+            base = state["done"]
+            state["done"] += Path(job.source).stat().st_size if job.source != "-" else 0
+
+            def cb(pos, tokens):
+                state["tokens"] += tokens
+                rate = state["tokens"] / max(time.monotonic() - state["t0"], 1e-9)
+                progress.update(task, completed=base + pos, rate=f"{rate:,.0f}")
+
+            return cb
+
+        yield advance
 
 
 @app.command("info")

@@ -1,28 +1,43 @@
-"""Streaming input for tagging: raw text, lines, pre-tokenised lines or CoNLL, as sentences
-(units) that remember their source line and their text, with token offsets into that text."""
+"""Streaming input for tagging: documents of raw text, lines, pre-tokenised lines, CoNLL columns
+or JSONL records, each split into sentences whose token offsets index the document's own text.
+
+What a document is, by input format: ``text``, a paragraph (lines up to a blank line, joined by
+``\\n``); ``lines`` and ``tokens``, a line; ``conll``, a sentence block; ``jsonl``, a record
+(``{"text": ..., "id": ...}``; other fields travel to the output).
+"""
 from __future__ import annotations
 
+import json
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .conll import check_column, parse_columns
 from .errors import BadLines, DataFormatError, NertoolError
-from .text import Token, split_sentences, tokenize
+from .segment import sentences as split_text
+from .text import Token, tokenize
 
-INPUT_FORMATS = ("text", "lines", "tokens", "conll")
+INPUT_FORMATS = ("auto", "text", "lines", "tokens", "conll", "jsonl")
+SUFFIX_FORMATS = {".txt": "text", ".text": "text", ".conll": "conll", ".iob": "conll", ".bio": "conll",
+                  ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
 @dataclass
-class Unit:
-    """One sentence to tag. ``tokens`` offsets index ``text``; ``rows`` keeps CoNLL columns."""
+class Document:
+    """One document to tag. Token offsets of ``sentences`` index ``text``; ``rows`` keeps the CoNLL
+    columns of each sentence; ``extra`` the other fields of a JSONL record."""
 
-    line: int
+    path: str
+    index: int  # 0-based position in its input
+    line: int  # 1-based line of the input where it starts
     text: str
-    tokens: list[Token]
-    rows: list[list[str]] = field(default_factory=list)
+    sentences: list[list[Token]]
+    id: Any = None  # the JSONL record's id, when it has one
+    rows: list[list[list[str]]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
@@ -48,65 +63,112 @@ def open_input(path: str) -> tuple[BinaryIO, str, int]:
     return p.open("rb"), path, p.stat().st_size
 
 
-def read_units(
-    stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0, bad: BadLines | None = None
-) -> Iterator[Unit]:
-    """Sentences of an input stream in one of :data:`INPUT_FORMATS`. Bad lines raise
-    DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so."""
+def detect_format(name: str, fmt: str = "auto") -> str:
+    """The input format: ``fmt`` unless ``auto``, else from the file's suffix (text by default)."""
+    if fmt != "auto":
+        return fmt
+    return SUFFIX_FORMATS.get(Path(name).suffix.lower(), "text")
+
+
+def looks_like_conll(lines: list[str]) -> bool:
+    """True when the first non-blank lines look like CoNLL columns (2+ columns, the same number on
+    every line, the last one a tag such as O or B-PER)."""
+    rows = [l.split() for l in lines if l.strip()][:20]
+    if len(rows) < 3 or len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
+        return False
+    return all(r[-1] == "O" or (len(r[-1]) > 2 and r[-1][1] == "-" and r[-1][0] in "BIESLU") for r in rows)
+
+
+def read_documents(
+    stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0,
+    bad: BadLines | None = None, lang: str = "en",
+) -> Iterator[Document]:
+    """Documents of an input stream in one of :data:`INPUT_FORMATS` (``auto``: by suffix). Bad lines
+    raise DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so."""
+    fmt = detect_format(name, fmt)
     if fmt not in INPUT_FORMATS:
         raise NertoolError(f"unknown input format {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}")
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise NertoolError(f"unknown encoding {encoding!r}") from None
     bad = bad or BadLines()
     lines = _lines(stream, name, encoding, bad)
     if fmt == "text":
-        yield from _text_units(lines)
+        yield from _text_documents(lines, name, lang)
     elif fmt == "lines":
-        for lineno, line in lines:
-            toks = tokenize(line)
-            if toks:
-                yield Unit(lineno, line, toks)
+        for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.strip()):
+            yield Document(name, i, lineno, line, split_text(line, lang))
     elif fmt == "tokens":
-        for lineno, line in lines:
-            words = line.split()
-            if words:
-                yield _joined(lineno, words)
+        for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.split()):
+            text, toks = _joined(line.split())
+            yield Document(name, i, lineno, text, [toks])
+    elif fmt == "jsonl":
+        yield from _jsonl_documents(lines, name, bad, lang)
     else:
-        yield from _conll_units(lines, name, token_column, bad)
+        for i, rows in enumerate(parse_columns(lines, name, bad)):
+            if i == 0:
+                check_column(name, rows[0], token_column, "token")
+            fields = [f for _, f in rows]
+            text, toks = _joined([f[token_column] for f in fields])
+            yield Document(name, i, rows[0][0], text, [toks], rows=[fields])
 
 
-def _text_units(lines: Iterable[tuple[int, str]]) -> Iterator[Unit]:
+def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str) -> Iterator[Document]:
     para: list[str] = []
-    first = 0
+    first = index = 0
+    head: list[str] = []
     for lineno, line in lines:
+        if len(head) < 20:
+            head.append(line)
+            if len(head) == 20:
+                _warn_if_conll(name, head)
         if line.strip():
             if not para:
                 first = lineno
             para.append(line)
             continue
         if para:
-            yield from _paragraph(first, "\n".join(para))
+            yield _paragraph(name, index, first, "\n".join(para), lang)
+            index += 1
             para = []
+    if len(head) < 20:
+        _warn_if_conll(name, head)
     if para:
-        yield from _paragraph(first, "\n".join(para))
+        yield _paragraph(name, index, first, "\n".join(para), lang)
 
 
-def _paragraph(first_line: int, text: str) -> Iterator[Unit]:
-    for sent in split_sentences(tokenize(text), text):
-        a, b = sent[0].start, sent[-1].end
-        line = first_line + text.count("\n", 0, a)
-        yield Unit(line, text[a:b], [Token(t.text, t.start - a, t.end - a) for t in sent])
+def _warn_if_conll(name: str, head: list[str]) -> None:
+    if looks_like_conll(head):
+        warnings.warn(f"{name}: looks like CoNLL columns; tagging it as text (use --input-format conll)", UserWarning, stacklevel=3)
 
 
-def _joined(lineno: int, words: list[str], rows: list[list[str]] | None = None) -> Unit:
+def _paragraph(name: str, index: int, first_line: int, text: str, lang: str) -> Document:
+    return Document(name, index, first_line, text, split_text(text, lang))
+
+
+def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, lang: str) -> Iterator[Document]:
+    index = 0
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            bad.handle(DataFormatError(name, lineno, f"not a JSON object ({e})"))
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            bad.handle(DataFormatError(name, lineno, 'expected a JSON object with a "text" string'))
+            continue
+        text = rec.pop("text")
+        rid = rec.pop("id", None)
+        yield Document(name, index, lineno, text, split_text(text, lang), id=rid, extra=rec)
+        index += 1
+
+
+def _joined(words: list[str]) -> tuple[str, list[Token]]:
     tokens, pos = [], 0
     for w in words:
         tokens.append(Token(w, pos, pos + len(w)))
         pos += len(w) + 1
-    return Unit(lineno, " ".join(words), tokens, rows or [])
-
-
-def _conll_units(lines: Iterable[tuple[int, str]], name: str, token_column: int, bad: BadLines) -> Iterator[Unit]:
-    for i, rows in enumerate(parse_columns(lines, name, bad)):
-        if i == 0:
-            check_column(name, rows[0], token_column, "token")
-        fields = [f for _, f in rows]
-        yield _joined(rows[0][0], [f[token_column] for f in fields], fields)
+    return " ".join(words), tokens

@@ -1,70 +1,114 @@
-"""Output formats for tagged sentences: JSONL, CoNLL (input columns + predicted tag), inline."""
+"""Output formats for tagged documents: JSONL per sentence, JSONL per document (the spaCy /
+Prodigy shape), CoNLL (input columns + predicted tag), inline markup. Every offset indexes the
+document's own text."""
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
-OUTPUT_FORMATS = ("jsonl", "conll", "inline")
+import orjson
+
+OUTPUT_FORMATS = ("jsonl", "docs", "conll", "inline")
 
 
-def sentence_record(unit, result) -> dict[str, Any]:
-    """The JSON object of one tagged sentence; span offsets index ``text``."""
-    toks = unit.tokens
-    rec: dict[str, Any] = {
-        "line": unit.line,
-        "text": unit.text,
-        "tokens": [t.text for t in toks],
-        "offsets": [[t.start, t.end] for t in toks],
-        "tags": result.tags,
-        "spans": [
-            {"text": unit.text[toks[s].start : toks[e - 1].end], "label": label, "start": toks[s].start,
-             "end": toks[e - 1].end, "score": round(p, 6)}
-            for label, s, e, p in result.chunks
-        ],
-    }
-    if result.nbest is not None:
-        rec["nbest"] = [{"tags": tags, "prob": round(p, 6)} for tags, p in result.nbest]
+def _doc_ref(doc) -> dict[str, Any]:
+    ref: dict[str, Any] = {"path": doc.path, "doc": doc.index}
+    if doc.id is not None:
+        ref["id"] = doc.id
+    return ref
+
+
+def _spans(doc, sent, result) -> list[dict[str, Any]]:
+    text = doc.text
+    return [{"text": text[sent[s].start : sent[e - 1].end], "label": label, "start": sent[s].start,
+             "end": sent[e - 1].end, "score": round(p, 6)} for label, s, e, p in result.chunks]
+
+
+def sentence_records(doc, results) -> Iterator[dict[str, Any]]:
+    """One JSON object per sentence: the document it belongs to, its start/end in the document's
+    text, tokens with offsets, tags, spans with scores (and n-best)."""
+    ref = _doc_ref(doc)
+    for k, (sent, r) in enumerate(zip(doc.sentences, results)):
+        a, b = sent[0].start, sent[-1].end
+        rec: dict[str, Any] = {
+            **ref, "sentence": k, "line": doc.line + doc.text.count("\n", 0, a), "start": a, "end": b,
+            "text": doc.text[a:b], "tokens": [t.text for t in sent], "offsets": [[t.start, t.end] for t in sent],
+            "tags": r.tags, "spans": _spans(doc, sent, r),
+        }
+        if r.nbest is not None:
+            rec["nbest"] = [{"tags": tags, "prob": round(p, 6)} for tags, p in r.nbest]
+        yield rec
+
+
+def document_record(doc, results) -> dict[str, Any]:
+    """One JSON object per document, as spaCy and Prodigy read it: text, tokens, spans (token
+    ranges inclusive, as Prodigy has them), the input record's other fields."""
+    tokens, spans, base = [], [], 0
+    for sent, r in zip(doc.sentences, results):
+        tokens.extend({"text": t.text, "start": t.start, "end": t.end, "id": base + i} for i, t in enumerate(sent))
+        for span, (_, s, e, _) in zip(_spans(doc, sent, r), r.chunks):
+            spans.append({**span, "token_start": base + s, "token_end": base + e - 1})
+        base += len(sent)
+    rec = {"text": doc.text, **doc.extra, "tokens": tokens, "spans": spans,
+           "meta": {k: v for k, v in _doc_ref(doc).items()}}
+    if doc.id is not None:
+        rec["id"] = doc.id
     return rec
 
 
-def format_jsonl(unit, result) -> str:
-    return json.dumps(sentence_record(unit, result), ensure_ascii=False) + "\n"
+def format_jsonl(doc, results) -> bytes:
+    return b"".join(orjson.dumps(rec) + b"\n" for rec in sentence_records(doc, results))
 
 
-def format_conll(unit, result) -> str:
-    rows = unit.rows or [[t.text] for t in unit.tokens]
-    return "".join(" ".join([*r, tag]) + "\n" for r, tag in zip(rows, result.tags)) + "\n"
+def format_docs(doc, results) -> bytes:
+    return orjson.dumps(document_record(doc, results)) + b"\n"
 
 
-def format_inline(unit, result) -> str:
-    """``[Angela Merkel](PER) met ...``: the sentence text with each span marked up."""
-    text, toks = unit.text, unit.tokens
-    out, pos = [], 0
-    for label, s, e, _ in result.chunks:
-        a, b = toks[s].start, toks[e - 1].end
-        out.append(text[pos:a])
-        out.append(f"[{text[a:b]}]({label})")
-        pos = b
-    out.append(text[pos:])
-    return "".join(out).replace("\n", " ") + "\n"
+def format_conll(doc, results) -> bytes:
+    out = []
+    for k, (sent, r) in enumerate(zip(doc.sentences, results)):
+        rows = doc.rows[k] if doc.rows else [[t.text] for t in sent]
+        out.append("".join(" ".join([*row, tag]) + "\n" for row, tag in zip(rows, r.tags)) + "\n")
+    return "".join(out).encode("utf-8")
 
 
-FORMATTERS = {"jsonl": format_jsonl, "conll": format_conll, "inline": format_inline}
+def format_inline(doc, results) -> bytes:
+    """``[Angela Merkel](PER) met ...``: each sentence's text with its spans marked up, a line each."""
+    text, out = doc.text, []
+    for sent, r in zip(doc.sentences, results):
+        pos, end, parts = sent[0].start, sent[-1].end, []
+        for label, s, e, _ in r.chunks:
+            a, b = sent[s].start, sent[e - 1].end
+            parts += [text[pos:a], f"[{text[a:b]}]({label})"]
+            pos = b
+        parts.append(text[pos:end])
+        out.append("".join(parts).replace("\n", " ") + "\n")
+    return "".join(out).encode("utf-8")
 
 
-def render(tagger, units, fmt: str = "jsonl", nbest: int = 0, batch_size: int = 256, scores: bool = True):
-    """Tag a stream of :class:`~nertool.inputs.Unit` in batches; yields ``(unit, text)`` pairs in
-    input order, ``text`` formatted in ``fmt``."""
-    from itertools import islice
+FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline}
 
+
+def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_size: int = 256,
+           scores: bool = True) -> Iterator[tuple[Any, bytes]]:
+    """Tag a stream of :class:`~nertool.inputs.Document` in batches of about ``4 * batch_size``
+    sentences; yields ``(document, output bytes)`` in input order."""
     if fmt not in FORMATTERS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     fmt_fn = FORMATTERS[fmt]
-    it = iter(units)
+    it = iter(docs)
     while True:
-        chunk = list(islice(it, batch_size * 4))
+        chunk: list = []
+        n = 0
+        for doc in it:
+            chunk.append(doc)
+            n += len(doc.sentences)
+            if n >= batch_size * 4:
+                break
         if not chunk:
             return
-        results = tagger.tag_sentences([[t.text for t in u.tokens] for u in chunk], nbest=nbest, scores=scores)
-        for u, r in zip(chunk, results):
-            yield u, fmt_fn(u, r)
+        flat: Sequence = [[t.text for t in s] for d in chunk for s in d.sentences]
+        results = iter(tagger.tag_sentences(flat, nbest=nbest, scores=scores) if flat else [])
+        for d in chunk:
+            yield d, fmt_fn(d, list(islice(results, len(d.sentences))))

@@ -13,7 +13,8 @@ from .batching import Encoder
 from .checkpoint import ModelBundle
 from .decoding import forward_backward, nbest_viterbi, span_marginals, viterbi
 from .errors import NertoolError
-from .text import Token, split_sentences, tokenize
+from .segment import sentences as split_text
+from .text import Token
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ FEATURE_CACHE_ROWS = 200_000  # words whose character features a Tagger keeps
 class Tagger:
     """Tags text with a trained model directory (or a bundled model name such as ``en``)."""
 
-    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256, threads: int = 0):
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256, threads: int = 0, lang: str = "en"):
         self.bundle = bundle
+        self.lang = lang  # for sentence splitting
         self.device = torch_device(device)
         self.batch_size = batch_size
         if threads:
@@ -98,7 +100,7 @@ class Tagger:
         pending: list[tuple[str, list[list[Token]]]] = []
         n_sents = 0
         for text in texts:
-            sents = split_sentences(tokenize(text), text)
+            sents = split_text(text, self.lang)
             pending.append((text, sents))
             n_sents += len(sents)
             if n_sents >= batch_size:

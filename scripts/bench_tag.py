@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from nertool.conll import read_conll
-    from nertool.inputs import read_units
+    from nertool.inputs import read_documents
     from nertool.output import render
     from nertool.tagger import Tagger
 
@@ -77,10 +77,10 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         n_raw = 0
-        with open(path, "rb") as stream, open(os.devnull, "w") as sink:
-            for unit, text in render(tagger, read_units(stream, path, "text"), "jsonl", batch_size=args.batch_size):
-                n_raw += len(unit.tokens)
-                sink.write(text)
+        with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
+            for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=args.batch_size):
+                n_raw += sum(len(s) for s in doc.sentences)
+                sink.write(data)
         dt = time.perf_counter() - t0
         print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
               f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from nertool.cli import app
 from nertool.errors import NertoolError
-from nertool.inputs import BadLines, read_units
+from nertool.errors import BadLines
+from nertool.inputs import read_documents
 
 runner = CliRunner()
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -131,13 +132,14 @@ def test_output_file_is_written_atomically(tiny_model, tmp_path):
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.binary(max_size=400), st.sampled_from(["text", "lines", "tokens", "conll"]))
+@given(st.binary(max_size=400), st.sampled_from(["text", "lines", "tokens", "conll", "jsonl"]))
 def test_fuzz_raw_input_pipeline_only_raises_our_errors(data, fmt):
     import io
 
     try:
-        for unit in read_units(io.BytesIO(data), "<fuzz>", fmt, bad=BadLines()):
-            for t in unit.tokens:
-                assert unit.text[t.start : t.end] == t.text
+        for doc in read_documents(io.BytesIO(data), "<fuzz>", fmt, bad=BadLines()):
+            for sent in doc.sentences:
+                for t in sent:
+                    assert doc.text[t.start : t.end] == t.text
     except NertoolError:
         pass

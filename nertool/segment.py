@@ -1,0 +1,48 @@
+"""Raw text -> sentences with exact character offsets, by ``sentencex`` (a maintained
+rule-based segmenter in Rust with abbreviation lists for some 300 languages; chosen over pysbd,
+syntok and nertool's former rules on corpora/segmentation, see BENCHMARKS.md)."""
+from __future__ import annotations
+
+from sentencex import get_sentence_boundaries
+
+from .text import Token, tokenize
+
+
+def sentence_spans(text: str, lang: str = "en") -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of ``text`` (code-point offsets, surrounding whitespace
+    excluded; sentences holding only whitespace are dropped)."""
+    out = []
+    for b in get_sentence_boundaries(lang, text):
+        a, e = b["start_index"], b["end_index"]
+        chunk = text[a:e]
+        stripped = chunk.strip()
+        if stripped:
+            a += len(chunk) - len(chunk.lstrip())
+            out.append((a, a + len(stripped)))
+    return out
+
+
+def _abbreviation(word: str) -> bool:
+    """Titles, initials and the like whose full stop belongs to the word inside a sentence
+    (``Mr.``, ``St.``, ``Inc.``, ``J.``): short, alphabetic, capitalised."""
+    return word.isalpha() and word[0].isupper() and len(word) <= 4
+
+
+def sentences(text: str, lang: str = "en") -> list[list[Token]]:
+    """The tokens of each sentence of ``text``, offsets into ``text``. A full stop attached to an
+    abbreviation inside a sentence (the segmenter did not end the sentence there) stays part of
+    it, as corpora such as CoNLL-2003 write ``St.`` and ``Inc.``."""
+    out = []
+    for a, e in sentence_spans(text, lang):
+        toks = tokenize(text[a:e], a)
+        merged: list[Token] = []
+        for i, t in enumerate(toks):
+            prev = merged[-1] if merged else None
+            if (t.text == "." and prev is not None and prev.end == t.start and i < len(toks) - 1
+                    and _abbreviation(prev.text)):
+                merged[-1] = Token(prev.text + ".", prev.start, t.end)
+            else:
+                merged.append(t)
+        if merged:
+            out.append(merged)
+    return out
