@@ -5,7 +5,7 @@ index the original string (Python code points), never a normalised copy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tokenizers import Regex, pre_tokenizers
 
@@ -20,8 +20,9 @@ TOKEN_PATTERN = (
 _PRE = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated")
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
+    """A token and its character offsets (a tuple: cheap to make by the million)."""
+
     text: str
     start: int  # character offset in the source text
     end: int
@@ -29,4 +30,4 @@ class Token:
 
 def tokenize(text: str, offset: int = 0) -> list[Token]:
     """Tokens of ``text``; offsets are shifted by ``offset``."""
-    return [Token(w, a + offset, b + offset) for w, (a, b) in _PRE.pre_tokenize_str(text) if w.strip()]
+    return [Token(w, a + offset, b + offset) for w, (a, b) in _PRE.pre_tokenize_str(text) if w and not w.isspace()]
