@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadLines, NertoolError
-from .inputs import detect_format, open_input, read_documents
+from .inputs import open_input, read_documents
 from .output import render
 
 OUTPUT_SUFFIX = {"jsonl": ".jsonl", "docs": ".jsonl", "conll": ".conll", "inline": ".txt"}
@@ -81,7 +81,7 @@ def tag_source(tagger, source: str, opts: TagOptions, bad: BadLines,
     """Output bytes of one input, document by document; ``progress(bytes_read, tokens)`` after each."""
     stream, name, _ = open_input(source)
     try:
-        docs = read_documents(stream, name, detect_format(name, opts.input_format), opts.encoding, opts.token_column,
+        docs = read_documents(stream, name, opts.input_format, opts.encoding, opts.token_column,
                               bad, opts.lang)
         for doc, data in render(tagger, docs, opts.output_format, opts.nbest, opts.batch_size, opts.scores):
             if progress is not None:
