@@ -304,7 +304,8 @@ def tag_cmd(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup.")] = OutputFormat.jsonl,
     nbest: Annotated[int, typer.Option(help="Also output the K best label sequences with probabilities (jsonl).", min=0)] = 0,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 256,
-    threads: Annotated[int, typer.Option(help="Torch CPU threads (0: default).", min=0)] = 0,
+    threads: Annotated[int, typer.Option(help="Torch CPU threads per process (0: torch's default with one process, 1 with several).", min=0)] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Tagging processes, fed by one reader, output in input order (0: one per core for inputs of 4 MiB or more, else 1).", min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     token_column: Annotated[int, typer.Option(help="Token column for conll input.")] = 0,
     encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
@@ -323,8 +324,9 @@ def tag_cmd(
     """
     from .errors import BadLines
     from .fileio import atomic_write
-    from .pipeline import TagOptions, plan, tag_source
-    from .tagger import Tagger
+    from .pipeline import TagOptions, plan, render_options, tag_source
+    from .tagger import Tagger, torch_device
+    from .workers import InProcess, WorkerPool, default_workers
 
     model, specs = _model_and_inputs(args)
     if nbest and fmt.value != "jsonl":
@@ -334,11 +336,19 @@ def tag_cmd(
     todo = [j for j in jobs if force or j.target is None or not j.target.exists() or len(jobs) == 1]
     if len(todo) < len(jobs):
         err.print(f"skipping {len(jobs) - len(todo)} input(s) whose output exists (--force redoes them)", highlight=False)
-    tagger = Tagger.load(model, device=device, batch_size=batch_size, threads=threads)
+    workers = workers or default_workers(sum(Path(j.source).stat().st_size for j in todo if j.source != "-"))
+    if workers == 1:
+        engine = InProcess(Tagger.load(model, device=device, batch_size=batch_size, threads=threads), render_options(opts))
+    else:
+        from .loading import load
+
+        torch_device(device)
+        load(model)  # a model that does not load fails here, with its own message, not in the workers
+        engine = WorkerPool(model, render_options(opts), workers, device, threads or 1)
     bad = BadLines(skip=skip_bad)
-    with _progress(todo) as advance:
+    with engine, _progress(todo) as advance:
         for job in todo:
-            chunks = tag_source(tagger, job.source, opts, bad, advance(job))
+            chunks = tag_source(engine, job.source, opts, bad, advance(job))
             if job.target is None:
                 for data in chunks:
                     sys.stdout.buffer.write(data)

@@ -34,7 +34,7 @@ class Document:
     index: int  # 0-based position in its input
     line: int  # 1-based line of the input where it starts
     text: str
-    sentences: list[list[Token]]
+    sentences: list[list[Token]] | None  # None: not split yet (see :func:`segment_documents`)
     id: Any = None  # the JSONL record's id, when it has one
     rows: list[list[list[str]]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,10 +81,12 @@ def looks_like_conll(lines: list[str]) -> bool:
 
 def read_documents(
     stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0,
-    bad: BadLines | None = None, lang: str = "en",
+    bad: BadLines | None = None, lang: str | None = "en",
 ) -> Iterator[Document]:
     """Documents of an input stream in one of :data:`INPUT_FORMATS` (``auto``: by suffix). Bad lines
-    raise DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so."""
+    raise DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so.
+    With ``lang=None`` raw text is not split into sentences here (``sentences`` is None): a worker
+    does it later with :func:`segment_documents`."""
     fmt = detect_format(name, fmt)
     if fmt not in INPUT_FORMATS:
         raise NertoolError(f"unknown input format {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}")
@@ -98,7 +100,7 @@ def read_documents(
         yield from _text_documents(lines, name, lang)
     elif fmt == "lines":
         for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.strip()):
-            yield Document(name, i, lineno, line, split_text(line, lang))
+            yield Document(name, i, lineno, line, _split(line, lang))
     elif fmt == "tokens":
         for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.split()):
             text, toks = _joined(line.split())
@@ -114,7 +116,21 @@ def read_documents(
             yield Document(name, i, rows[0][0], text, [toks], rows=[fields])
 
 
-def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str) -> Iterator[Document]:
+def _split(text: str, lang: str | None) -> list[list[Token]] | None:
+    return None if lang is None else split_text(text, lang)
+
+
+def segment_documents(docs: Iterable[Document], lang: str = "en") -> list[Document]:
+    """``docs`` with the sentences of those not split yet filled in."""
+    out = []
+    for d in docs:
+        if d.sentences is None:
+            d.sentences = split_text(d.text, lang)
+        out.append(d)
+    return out
+
+
+def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | None) -> Iterator[Document]:
     para: list[str] = []
     first = index = 0
     head: list[str] = []
@@ -143,11 +159,11 @@ def _warn_if_conll(name: str, head: list[str]) -> None:
         warnings.warn(f"{name}: looks like CoNLL columns; tagging it as text (use --input-format conll)", UserWarning, stacklevel=3)
 
 
-def _paragraph(name: str, index: int, first_line: int, text: str, lang: str) -> Document:
-    return Document(name, index, first_line, text, split_text(text, lang))
+def _paragraph(name: str, index: int, first_line: int, text: str, lang: str | None) -> Document:
+    return Document(name, index, first_line, text, _split(text, lang))
 
 
-def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, lang: str) -> Iterator[Document]:
+def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, lang: str | None) -> Iterator[Document]:
     index = 0
     for lineno, line in lines:
         if not line.strip():
@@ -162,7 +178,7 @@ def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines,
             continue
         text = rec.pop("text")
         rid = rec.pop("id", None)
-        yield Document(name, index, lineno, text, split_text(text, lang), id=rid, extra=rec)
+        yield Document(name, index, lineno, text, _split(text, lang), id=rid, extra=rec)
         index += 1
 
 

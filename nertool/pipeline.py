@@ -3,13 +3,14 @@ file per input written atomically, so a rerun skips what is done."""
 from __future__ import annotations
 
 import glob
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadLines, NertoolError
 from .inputs import open_input, read_documents
-from .output import render
+from .workers import CHUNK_CHARS, RenderOptions, chunked
 
 OUTPUT_SUFFIX = {"jsonl": ".jsonl", "docs": ".jsonl", "conll": ".conll", "inline": ".txt"}
 INPUT_SUFFIXES = (".txt", ".text", ".conll", ".iob", ".bio", ".jsonl", ".ndjson")
@@ -76,17 +77,30 @@ def plan(specs: list[str], output: Path | None, fmt: str) -> list[Job]:
     return jobs
 
 
-def tag_source(tagger, source: str, opts: TagOptions, bad: BadLines,
-               progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
-    """Output bytes of one input, document by document; ``progress(bytes_read, tokens)`` after each."""
+def tag_source(engine, source: str, opts: TagOptions, bad: BadLines,
+               progress: Callable[[int, int], None] | None = None, chunk_chars: int = CHUNK_CHARS) -> Iterator[bytes]:
+    """Output bytes of one input, chunk by chunk (of about ``chunk_chars`` characters) in input
+    order, tagged by ``engine`` (an :class:`~nertool.workers.InProcess` or a
+    :class:`~nertool.workers.WorkerPool`); ``progress(bytes_read, tokens)`` after each chunk."""
     stream, name, _ = open_input(source)
+    positions: deque[int] = deque()  # where the reader was after each chunk still being tagged
+
+    def chunks():
+        docs = read_documents(stream, name, opts.input_format, opts.encoding, opts.token_column, bad, lang=None)
+        for chunk in chunked(docs, chunk_chars):
+            positions.append(stream.tell() if stream.seekable() else 0)
+            yield chunk
+
     try:
-        docs = read_documents(stream, name, opts.input_format, opts.encoding, opts.token_column,
-                              bad, opts.lang)
-        for doc, data in render(tagger, docs, opts.output_format, opts.nbest, opts.batch_size, opts.scores):
+        for data, tokens in engine.map(chunks()):
+            pos = positions.popleft()
             if progress is not None:
-                progress(stream.tell() if stream.seekable() else 0, sum(len(s) for s in doc.sentences))
+                progress(pos, tokens)
             yield data
     finally:
         if source != "-":
             stream.close()
+
+
+def render_options(opts: TagOptions) -> RenderOptions:
+    return RenderOptions(opts.output_format, opts.nbest, opts.batch_size, opts.scores, opts.lang)

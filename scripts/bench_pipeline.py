@@ -1,12 +1,14 @@
 """End-to-end tagging against the network alone, on the same input: raw text made of CoNLL-2003
 test sentences (paragraphs of 8), written to a temporary file.
 
-    .venv/bin/python scripts/bench_pipeline.py [MODEL] --threads 2 --mb 50
+    .venv/bin/python scripts/bench_pipeline.py [MODEL] --threads 2 --mb 50 --workers 1,2
 
 Prints: model-only tokens/s (the Tagger on the already-split sentences of the input, scores
-included, as the pipeline computes them), end-to-end tokens/s (file -> documents -> tags ->
-JSONL on disk, the code path of `nertool tag MODEL FILE -o OUT`), their ratio, and a profile of
-the host side when --profile is given.
+included, as the pipeline computes them), end-to-end tokens/s of the in-process path (file ->
+documents -> tags -> JSONL on disk, the code path of `nertool tag MODEL FILE -o OUT --workers 1`),
+their ratio, and a profile of the host side when --profile is given. For each value of --workers,
+the wall time of the command `nertool tag MODEL FILE -o OUT --workers N` itself (process start and
+model loading included) and its peak RSS (the largest of its processes).
 """
 from __future__ import annotations
 
@@ -31,13 +33,16 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=20.0)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--workers", default="", help="comma-separated worker counts to time through the CLI")
+    ap.add_argument("--skip-model", action="store_true", help="only the CLI timings")
     args = ap.parse_args()
 
     from nertool.conll import read_conll
     from nertool.errors import BadLines
     from nertool.inputs import read_documents
-    from nertool.pipeline import TagOptions, tag_source
+    from nertool.pipeline import TagOptions, render_options, tag_source
     from nertool.tagger import Tagger
+    from nertool.workers import InProcess
 
     torch.set_num_threads(args.threads)
     tagger = Tagger.load(args.model, batch_size=args.batch_size)
@@ -53,6 +58,13 @@ def main() -> None:
                     size += len(para.encode())
         print(f"model {args.model}, threads {args.threads}, input {size / 2**20:.1f} MB, torch {torch.__version__}")
 
+        with src.open("rb") as stream:
+            n_tok = sum(len(s) for d in read_documents(stream, str(src), "text") for s in d.sentences)
+        if args.workers:
+            for w in map(int, args.workers.split(",")):
+                _time_cli(args.model, src, Path(tmp) / f"w{w}.jsonl", w, args.threads, n_tok, size)
+        if args.skip_model:
+            return
         # the same sentences, split beforehand: what the network side alone costs
         with src.open("rb") as stream:
             sents = [[t.text for t in s] for d in read_documents(stream, str(src), "text") for s in d.sentences]
@@ -74,7 +86,8 @@ def main() -> None:
             prof.enable()
         t0 = time.perf_counter()
         with dst.open("wb") as out:
-            for data in tag_source(tagger, str(src), TagOptions(input_format="text"), BadLines()):
+            opts = TagOptions(input_format="text")
+            for data in tag_source(InProcess(tagger, render_options(opts)), str(src), opts, BadLines()):
                 out.write(data)
         e2e_s = time.perf_counter() - t0
         if prof is not None:
@@ -85,6 +98,22 @@ def main() -> None:
         print(f"end to end (file -> JSONL on disk): {n_tok / e2e_s:,.0f} tokens/s, {size / 2**20 / e2e_s:.2f} MB/s "
               f"({e2e_s:.1f}s); {100 * model_s / e2e_s:.0f}% of the model-only rate")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def _time_cli(model, src, dst, workers, threads, n_tok, size) -> None:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "nertool.cli", "tag", model, str(src), "-o", str(dst), "--workers", str(workers)]
+    if workers == 1:
+        cmd += ["--threads", str(threads)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss_note = f"{rss / 1024:.0f} MB" if rss > before else f"<= {before / 1024:.0f} MB"
+    print(f"nertool tag --workers {workers}{f' --threads {threads}' if workers == 1 else ''}: "
+          f"{n_tok / wall:,.0f} tokens/s, {size / 2**20 / wall:.2f} MB/s ({wall:.1f}s wall); peak RSS {rss_note}", flush=True)
 
 
 if __name__ == "__main__":

@@ -136,3 +136,80 @@ def test_many_inputs_killed_and_rerun_give_every_record_once(tiny_model, tmp_pat
     r = cli("tag", str(tiny_model), str(src), "-o", str(tmp_path / "out2"))
     assert r.returncode == 2 and "zbad.txt:2" in r.stderr
     assert len(list((tmp_path / "out2").rglob("*.jsonl"))) == 8
+
+
+def _paragraphs(n: int, seed: int = 0) -> str:
+    names = ["Anna Berg", "Oslo", "Tim Cook", "Paris", "Otto Lind", "Bergen", "EU", "Maria Holm"]
+    return "".join(f"{names[(i + seed) % 8]} met {names[(3 * i + 1) % 8]} in {names[(5 * i + 2) % 8]} on day {i} . "
+                   f"It was number {i * 7 % 13} .\n\n" for i in range(n))
+
+
+def test_worker_processes_keep_input_order_and_equal_one_process(tiny_model, tmp_path):
+    from nertool.pipeline import TagOptions, render_options, tag_source
+    from nertool.tagger import Tagger
+    from nertool.workers import InProcess, WorkerPool
+
+    src = tmp_path / "in.txt"
+    src.write_text(_paragraphs(400))
+    opts = TagOptions(input_format="text")
+    seen = []
+    with InProcess(Tagger.load(str(tiny_model), threads=1), render_options(opts)) as engine:
+        one = b"".join(tag_source(engine, str(src), opts, BadLines(), chunk_chars=600))
+    with WorkerPool(str(tiny_model), render_options(opts), workers=2, window=3) as engine:
+        two = b"".join(tag_source(engine, str(src), opts, BadLines(), lambda pos, n: seen.append(pos), chunk_chars=600))
+    recs = [json.loads(l) for l in two.splitlines()]
+    assert [(r["doc"], r["sentence"]) for r in recs] == [(d, k) for d in range(400) for k in range(2)]
+    assert len(seen) > 20 and seen == sorted(seen)  # many chunks, progress in input order
+    one_recs = [json.loads(l) for l in one.splitlines()]
+    assert [r["tags"] for r in recs] == [r["tags"] for r in one_recs]
+    for a, b in zip(recs, one_recs):
+        assert [s["score"] for s in a["spans"]] == pytest.approx([s["score"] for s in b["spans"]], abs=1e-5)
+        assert {**a, "spans": None} == {**b, "spans": None}
+
+
+def test_cli_workers_match_one_process_and_bad_line_names_file(tiny_model, tmp_path):
+    src = tmp_path / "big.txt"
+    src.write_text(_paragraphs(7000))  # more than one chunk
+    r1 = cli("tag", str(tiny_model), str(src), "--workers", "1", "--threads", "1", "--no-scores")
+    r2 = cli("tag", str(tiny_model), str(src), "--workers", "2", "--no-scores")
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stderr
+    assert r1.stdout == r2.stdout and len(r2.stdout.splitlines()) == 14000
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(src.read_bytes() + b"ok\n\xff\n")
+    r = cli("tag", str(tiny_model), str(bad), "--workers", "2", "-o", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and f"bad.txt:{7000 * 2 + 2}" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.jsonl").exists() and not list(tmp_path.glob(".o.jsonl*"))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
+    src = tmp_path / "big.txt"
+    src.write_text(_paragraphs(30000))
+    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o",
+                          str(tmp_path / "out.jsonl"), "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    kids: list[int] = []
+    while time.monotonic() < deadline and len(kids) < 2:
+        kids = [k for k in _children(p.pid) if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        time.sleep(0.1)
+    assert len(kids) >= 2, "the workers must have started"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] for k in kids):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{k}").exists() and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] for k in kids)
+    assert not (tmp_path / "out.jsonl").exists()
