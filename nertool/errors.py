@@ -25,6 +25,9 @@ class DataFormatError(NertoolError):
             where = f"{where}:{line}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # survives pickling (errors raised in worker processes)
+        return (DataFormatError, (self.path, self.line, self.message))
+
 
 class ModelError(NertoolError):
     """A model directory or file that is missing, incomplete or corrupt."""

@@ -65,6 +65,10 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         raise
 
 
+def is_nonempty_dir(path: str | Path) -> bool:
+    return Path(path).is_dir() and any(Path(path).iterdir())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_write(path, "wb", encoding=None) as f:
         f.write(data)

@@ -12,11 +12,11 @@ import torch
 from .checkpoint import STRUCTURAL, ModelBundle, load_model, read_config
 from .config import ModelConfig
 from .errors import ModelError
+from .locate import BUNDLED_DIR, bundled_models, is_torchscript, resolve_model  # noqa: F401 (re-exported)
 from .vocab import CharVocab, Normalization, WordVocab
 
 EXPORT_FORMAT = "nertool-torchscript"
 EXPORT_FORMAT_VERSION = 1
-BUNDLED_DIR = Path(__file__).parent / "models"
 
 
 @runtime_checkable
@@ -82,30 +82,6 @@ class ExportedModel:
 
     def train(self, mode: bool = True):
         return self  # an export is inference only
-
-
-def bundled_models() -> list[str]:
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()) if BUNDLED_DIR.is_dir() else []
-
-
-def resolve_model(name: str | Path) -> Path:
-    """A model path: an existing path as given, else a bundled model of that name."""
-    p = Path(name)
-    if p.exists():
-        return p
-    if isinstance(name, str) and (BUNDLED_DIR / name / "config.json").is_file():
-        return BUNDLED_DIR / name
-    avail = ", ".join(bundled_models()) or "none installed"
-    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
-
-
-def is_torchscript(path: str | Path) -> bool:
-    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with p.open("rb") as f:
-        return f.read(4) == b"PK\x03\x04"
 
 
 def read_metadata(path: str | Path) -> dict:

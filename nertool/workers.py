@@ -50,10 +50,15 @@ def chunked(docs: Iterable[Document], chars: int = CHUNK_CHARS) -> Iterator[list
         yield chunk
 
 
-def tag_chunk(tagger, docs: list[Document], opts: RenderOptions) -> tuple[bytes, int]:
-    """Split (where not split yet), tag and render one chunk: (output bytes, number of tokens)."""
+def tag_documents(tagger, docs: list[Document], opts: RenderOptions) -> list[bytes]:
+    """Split (where not split yet), tag in batches and render documents: each one's output bytes."""
     docs = segment_documents(docs, opts.lang)
-    data = b"".join(b for _, b in render(tagger, docs, opts.output_format, opts.nbest, opts.batch_size, opts.scores))
+    return [b for _, b in render(tagger, docs, opts.output_format, opts.nbest, opts.batch_size, opts.scores)]
+
+
+def tag_chunk(tagger, docs: list[Document], opts: RenderOptions) -> tuple[bytes, int]:
+    """One chunk's output bytes and number of tokens."""
+    data = b"".join(tag_documents(tagger, docs, opts))
     return data, sum(len(s) for d in docs for s in d.sentences or ())
 
 
@@ -91,17 +96,22 @@ def _watch_parent(parent: int) -> None:
 
 
 def _init(model: str, device: str, threads: int, opts: RenderOptions, parent: int) -> None:
-    import torch
-
-    from .tagger import Tagger
-
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    torch.set_num_threads(threads)
-    _worker["tagger"] = Tagger.load(model, device=device, batch_size=opts.batch_size)
-    _worker["opts"] = opts
+    try:
+        import torch
+
+        from .tagger import Tagger
+
+        torch.set_num_threads(threads)
+        _worker["tagger"] = Tagger.load(model, device=device, batch_size=opts.batch_size)
+        _worker["opts"] = opts
+    except NertoolError as e:  # reported with the first chunk, as the one-line error it is
+        _worker["error"] = str(e)
 
 
 def _run(chunk: list[Document]) -> tuple[bytes, int]:
+    if "error" in _worker:
+        raise NertoolError(_worker["error"])
     return tag_chunk(_worker["tagger"], chunk, _worker["opts"])
 
 

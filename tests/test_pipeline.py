@@ -213,3 +213,29 @@ def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
         time.sleep(0.2)
     assert not any(Path(f"/proc/{k}").exists() and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] for k in kids)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_ray_local_mode_records_equal_the_cli(tiny_model, tmp_path):
+    pytest.importorskip("ray.data")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(_paragraphs(300))
+    (src / "b.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "text": f"Anna Berg met Tim Cook in Oslo . Day {i} ."}) + "\n"
+                                         for i in range(50)))
+    files = [str(src / "a.txt"), str(src / "b.jsonl")]
+    r = cli("tag", str(tiny_model), *files, "--workers", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    expected = [json.loads(l) for l in r.stdout.splitlines()]
+    out = tmp_path / "shards"
+    r = cli("tag", str(tiny_model), *files, "--ray", "local", "--workers", "2", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(l) for f in sorted(out.glob("*.jsonl")) for l in f.read_text().splitlines()]
+    key = lambda rec: (rec["path"], rec["doc"], rec["sentence"])  # noqa: E731
+    assert sorted(map(key, got)) == sorted(map(key, expected)) and len(got) == 700
+    by_key = {key(x): x for x in expected}
+    for rec in got:
+        want = by_key[key(rec)]
+        assert {**rec, "spans": None} == {**want, "spans": None}
+        assert [s["score"] for s in rec["spans"]] == pytest.approx([s["score"] for s in want["spans"]], abs=1e-5)
+    r = cli("tag", str(tiny_model), *files, "--ray", "local", "-o", str(out))
+    assert r.returncode == 2 and "empty output directory" in r.stderr

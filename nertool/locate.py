@@ -1,0 +1,33 @@
+"""Where a model is: a path as given, or a bundled model by name (no torch imported here, so the
+reading process of a multi-process run stays small)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ModelError
+
+BUNDLED_DIR = Path(__file__).parent / "models"
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A model path: an existing path as given, else a bundled model of that name."""
+    p = Path(name)
+    if p.exists():
+        return p
+    if isinstance(name, str) and (BUNDLED_DIR / name / "config.json").is_file():
+        return BUNDLED_DIR / name
+    avail = ", ".join(bundled_models()) or "none installed"
+    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
