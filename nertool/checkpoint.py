@@ -144,7 +144,17 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: corrupt JSON: {e}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelError(f"{path}: not a nertool model config")
+    check_format_version(path, config.get("format_version"), FORMAT_VERSION)
     return config
+
+
+def check_format_version(path: str | Path, found: Any, supported: int) -> None:
+    """ModelError unless ``found`` is a format version this nertool reads (1 .. ``supported``)."""
+    if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+        raise ModelError(f"{path}: format_version {found!r} is not a version number")
+    if found > supported:
+        raise ModelError(f"{path}: format_version {found} is newer than this nertool reads ({supported}); "
+                         f"upgrade nertool (this is {__version__})")
 
 
 def load_model(directory: str | Path) -> ModelBundle:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -96,12 +97,12 @@ def _user_errors(fn):
             except NertoolError as e:
                 if _state["debug"]:
                     raise
-                err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+                err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             finally:
                 for w in caught:
                     if issubclass(w.category, UserWarning) and "nertool" in str(w.filename) or "repaired" in str(w.message):
-                        err.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+                        err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
 
     return wrapper
 
@@ -190,6 +191,7 @@ def train_cmd(
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default).")] = None,
     device: Annotated[str, typer.Option(help="Where to train: cpu, cuda or cuda:N (the saved model is the same).")] = "cpu",
+    force: Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, replacing the run files there (config.json, model.safetensors, ...); other files are left alone.")] = False,
 ):
     """Train a Bi-LSTM-CRF tagger and save the best model (by dev span F1) to --out.
 
@@ -209,10 +211,13 @@ def train_cmd(
             "sentences": sizes, "scheme": c.scheme}
     reporter = RichReporter(err)
     try:
-        result = train(c, cfg, resume or out_dir, reporter, corpus_info=info, resume=resume is not None, device=device)
+        result = train(c, cfg, resume or out_dir, reporter, corpus_info=info, resume=resume is not None, device=device,
+                       force=force)
     finally:
         reporter.stop()
     _print_summary(result)
+    if result.stopped_by == "interrupt":
+        raise typer.Exit(130)  # as a shell reports Ctrl-C; the best model so far is saved
 
 
 def _resumed_config(run: Path):
@@ -252,7 +257,7 @@ def evaluate_cmd(
     tag_column: Annotated[int, typer.Option(help="Tag column (default: last).")] = -1,
     tag_field: Annotated[TagField, typer.Option(help="CoNLL-U tag field.")] = TagField.upos,
     encoding: Annotated[str, typer.Option(help="File encoding.")] = "utf-8",
-    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 512,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 512,
 ):
     """Score a model on a labelled file: span precision, recall and F1, overall and per type.
 

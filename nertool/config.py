@@ -5,6 +5,7 @@ Unknown keys are an error, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,16 +26,47 @@ INTERNAL_SCHEMES = ("BIOES", "same")
 EVAL_MODES = ("default", "strict")  # seqeval: default (conlleval-compatible) or strict
 
 
+_TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+          "str | None": "a string"}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """ConfigError unless ``value`` is of the field's declared type: no bool for a number, no
+    string for a bool, no float for an integer (an integer is a fine float)."""
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "str | None": value is None or isinstance(value, str),
+    }.get(annotation, True)
+    if not ok:
+        what = "a finite number" if annotation == "float" else _TYPES[annotation]
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
 class _Strict:
     """Mixin: construction from a dict that rejects unknown keys and checks value types."""
 
+    section = ""
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            _check_type(f"{self.section}.{f.name}" if self.section else f.name, str(f.type), getattr(self, f.name))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = ""):
+        where = where or cls.__name__
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a table of keys, got {d!r}")
         names = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(names))
         if unknown:
-            raise ConfigError(f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}")
-        return cls(**d)
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,6 +89,8 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class DataConfig(_Strict):
+    section = "data"
+
     format: str = "auto"  # auto | conll | conllu
     token_column: int = 0
     tag_column: int = -1
@@ -66,6 +100,7 @@ class DataConfig(_Strict):
     strict: bool = False  # reject ill-formed chunks instead of repairing them
 
     def __post_init__(self):
+        self._check_types()
         _choice("data.format", self.format, DATA_FORMATS)
         _choice("data.scheme", self.scheme, SCHEMES)
         _choice("data.tag_field", self.tag_field, TAG_FIELDS)
@@ -73,6 +108,8 @@ class DataConfig(_Strict):
 
 @dataclass(frozen=True)
 class ModelConfig(_Strict):
+    section = "model"
+
     embeddings: str | None = None  # None | "glove-6b-50d" | path to a GloVe/word2vec text file
     word_dim: int = 50  # used when there are no pretrained embeddings
     lowercase: bool = True  # lower-case words for the word-embedding lookup
@@ -94,6 +131,7 @@ class ModelConfig(_Strict):
     constrain: bool = True  # forbid transitions invalid in the tag scheme (training and decoding)
 
     def __post_init__(self):
+        self._check_types()
         _choice("model.char_encoder", self.char_encoder, CHAR_ENCODERS)
         _choice("model.rnn", self.rnn, RNNS)
         _choice("model.dropout_mask", self.dropout_mask, DROPOUT_MASKS)
@@ -107,6 +145,8 @@ class ModelConfig(_Strict):
 
 @dataclass(frozen=True)
 class TrainConfig(_Strict):
+    section = "train"
+
     optimizer: str = "adam"  # adam | sgd
     lr: float = 0.002
     momentum: float = 0.9  # SGD only
@@ -125,6 +165,7 @@ class TrainConfig(_Strict):
     ema: float = 0.999  # decay of the exponential moving average of the weights used for dev/test/save; 0 disables
 
     def __post_init__(self):
+        self._check_types()
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.internal_scheme", self.internal_scheme, INTERNAL_SCHEMES)
         for name in ("lr", "batch_size", "epochs", "eval_batch_size"):

@@ -65,17 +65,17 @@ def forward_backward(
     Returns ``(alpha, beta, log_z)``: (batch, seq_len, num_tags) twice and (batch,).
     ``alpha[b, t, j]`` sums the paths over positions ``0..t`` ending in ``j`` (emission at ``t``
     included); ``beta[b, t, j]`` sums the continuations after ``t`` from ``j`` to the end (end
-    score included). Token marginals are ``exp(alpha + beta - log_z)``. Each step is a matrix
-    product in probability space, rescaled by the row maximum (forbidden transitions give -inf).
+    score included). Token marginals are ``exp(alpha + beta - log_z)`` (see :func:`safe_log_z`).
+    Every step is a logsumexp, so nothing underflows whatever the gaps between scores; where no
+    path exists (every one forbidden by ``-inf`` scores) the result is ``-inf``, never NaN.
     """
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
-    exp_trans = torch.exp(transitions)  # shape: (num_tags, num_tags)
+    trans = transitions.unsqueeze(0)  # shape: (1, num_tags_prev, num_tags_next)
     a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
     alphas = [a]
     for t in range(1, seq_len):
-        m = a.max(1, keepdim=True).values  # shape: (batch, 1)
-        nxt = torch.log(torch.exp(a - m) @ exp_trans) + m + emissions[:, t]
+        nxt = torch.logsumexp(a.unsqueeze(2) + trans, dim=1) + emissions[:, t]  # shape: (batch, num_tags)
         a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
         alphas.append(a)
     log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
@@ -83,13 +83,18 @@ def forward_backward(
     b = last
     betas = [b]
     for t in range(seq_len - 2, -1, -1):
-        nb = emissions[:, t + 1] + b  # shape: (batch, num_tags_next)
-        m = nb.max(1, keepdim=True).values
-        nxt = torch.log(torch.exp(nb - m) @ exp_trans.t()) + m  # shape: (batch, num_tags_here)
+        nb = (emissions[:, t + 1] + b).unsqueeze(1)  # shape: (batch, 1, num_tags_next)
+        nxt = torch.logsumexp(trans + nb, dim=2)  # shape: (batch, num_tags_here)
         b = torch.where((lengths > t + 1).unsqueeze(1), nxt, last)
         betas.append(b)
     betas.reverse()
     return torch.stack(alphas, 1), torch.stack(betas, 1), log_z
+
+
+def safe_log_z(log_z: torch.Tensor) -> torch.Tensor:
+    """``log_z`` with ``-inf`` (no path at all) replaced by 0, to normalise by: the marginals of
+    such a sentence then come out as ``exp(-inf) = 0`` instead of NaN."""
+    return torch.where(torch.isfinite(log_z), log_z, torch.zeros_like(log_z))
 
 
 def marginals(
@@ -98,7 +103,7 @@ def marginals(
     """Posterior probability of every tag at every position, (batch, seq_len, num_tags);
     zero past each sentence's end."""
     alpha, beta, log_z = forward_backward(emissions, mask, start, end, transitions)
-    p = torch.exp(alpha + beta - log_z.view(-1, 1, 1))
+    p = torch.exp(alpha + beta - safe_log_z(log_z).view(-1, 1, 1))
     return p * mask.unsqueeze(2).to(p.dtype)
 
 
@@ -130,6 +135,7 @@ def span_marginals(
     r, a, e = spans[:, 0], spans[:, 1], spans[:, 2]  # shape: (n,) each
     first, last = tags[r, a], tags[r, e - 1]
     path = alpha[r, a, first] + cum[r, e - 1] - cum[r, a]
+    log_z = safe_log_z(log_z)
     p = torch.exp(path + beta[r, e - 1, last] - log_z[r])
     cont = continuations[last]  # shape: (n,)
     ok = (cont >= 0) & (e < lengths[r])

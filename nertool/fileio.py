@@ -35,9 +35,21 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
         ) from None
     except LookupError:
         raise DataFormatError(path, None, f"unknown encoding {encoding!r}") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text.splitlines()
+    return [clean_line(line) for line in text.splitlines()]
+
+
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"  # byte order mark, zero-width space / (non-)joiner, word joiner
+
+
+def clean_line(line: str) -> str:
+    """``line`` without the byte order marks at its start (files concatenated from several UTF-8
+    files carry one per part); a line of only whitespace and invisible characters reads as blank."""
+    if line[:1] == "\ufeff":
+        line = line.lstrip("\ufeff")
+    stripped = line.strip()
+    if not stripped or not stripped.strip(_INVISIBLE):
+        return ""
+    return line
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from .conll import check_column, parse_columns
 from .errors import BadLines, DataFormatError, NertoolError
+from .fileio import clean_line
 from .segment import sentences as split_text
 from .text import Token, tokenize
 
@@ -46,7 +47,7 @@ def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterato
             bad.handle(DataFormatError(name, lineno, "line is not text (NUL byte found)"))
             continue
         try:
-            line = raw.decode(encoding).rstrip("\r\n")
+            line = clean_line(raw.decode(encoding).rstrip("\r\n"))
         except UnicodeDecodeError:
             bad.handle(DataFormatError(name, lineno, f"line is not valid {encoding}; try --encoding latin-1"))
             continue

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from .checkpoint import STRUCTURAL, ModelBundle, load_model, read_config
+from .checkpoint import STRUCTURAL, ModelBundle, check_format_version, load_model, read_config
 from .config import ModelConfig
 from .errors import ModelError
 from .locate import BUNDLED_DIR, bundled_models, is_torchscript, resolve_model  # noqa: F401 (re-exported)
@@ -94,6 +94,7 @@ def read_metadata(path: str | Path) -> dict:
         raise ModelError(f"{path}: not a valid nertool TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise ModelError(f"{path}: not a nertool TorchScript file")
+    check_format_version(path, meta.get("format_version"), EXPORT_FORMAT_VERSION)
     return meta
 
 

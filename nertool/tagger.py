@@ -11,7 +11,7 @@ import torch
 from . import tags as tagmod
 from .batching import Encoder
 from .checkpoint import ModelBundle
-from .decoding import forward_backward, nbest_viterbi, span_marginals, viterbi
+from .decoding import forward_backward, nbest_viterbi, safe_log_z, span_marginals, viterbi
 from .errors import NertoolError
 from .segment import sentences as split_text
 from .text import Token
@@ -153,6 +153,7 @@ class Tagger:
         tok_p = span_p = post = None
         if scores or marginals or nbest:
             alpha, beta, log_z = forward_backward(em, batch.mask, start, end, trans)
+            log_z = safe_log_z(log_z)
             post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
             tok_p = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
             spans = [(r, a, e) for r, cl in enumerate(chunk_lists) for _, a, e in cl]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -261,15 +262,19 @@ def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequen
         batch = batch.to(device)
         o.opt.zero_grad(set_to_none=True)
         loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NertoolError(f"training diverged in epoch {epoch} (loss {value}); the best model so far is "
+                               "kept; try a lower --lr")
         loss.backward()
         if tc.clip:
             torch.nn.utils.clip_grad_norm_(params, tc.clip)
         o.opt.step()
         if o.ema is not None:
             o.ema.update()
-        total += loss.item() * len(batch.index)
+        total += value * len(batch.index)
         n += len(batch.index)
-        reporter.step(epoch, loss.item())
+        reporter.step(epoch, value)
     o.sched.step()
     return {"epoch": epoch, "loss": total / max(n, 1), "lr": o.opt.param_groups[0]["lr"],
             "epoch_seconds": round(time.monotonic() - e0, 2)}
@@ -311,12 +316,30 @@ def evaluate_and_keep(bundle: ModelBundle, o: Optimisation, state: LoopState, re
             o.ema.swap()
 
 
+
+def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Create the run directory, refusing to train a new run into a non-empty one unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise NertoolError(f"{out}: exists and is not a directory; --out names a run directory")
+    if not resume and out.is_dir() and any(out.iterdir()) and not force:
+        what = "holds a run" if (out / "config.json").exists() else "is not empty"
+        raise NertoolError(f"{out}: {what}; choose a new --out, --resume it, or --force to replace its run "
+                           "files (other files are left alone)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".nertool-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise NertoolError(f"{out}: cannot write the run directory ({e.strerror or e})") from None
+
+
 def log_epoch(out: Path, state: LoopState, record: dict[str, Any], model: BiLstmCrf, o: Optimisation) -> None:
-    """Add the epoch to the history, save the resumable state, append to metrics.jsonl, plot."""
+    """Add the epoch to the history, save the resumable state, metrics.jsonl and the plot."""
     state.history.append(record)
     state.save(out, model, o)
-    with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    # rewritten whole: never truncated before this run has an epoch to put in it
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
     write_training_plot(out / "metrics.png", state.history)
 
 
@@ -342,16 +365,19 @@ def train(
     corpus_info: dict[str, Any] | None = None,
     resume: bool = False,
     device: str = "cpu",
+    force: bool = False,
 ) -> TrainResult:
     """Train on ``corpus['train']``, select the best epoch by dev span F1, save the best model to
     ``out_dir`` (with ``metrics.jsonl`` and a resumable training state after every epoch), and
     score it on ``corpus['test']`` when present. With ``resume``, continue from the state in
     ``out_dir``: the run ends as an uninterrupted one with the same seed would (on CPU). ``device``
-    (``cpu``, ``cuda``, ``cuda:N``) is where the model trains; the saved model is the same format."""
+    (``cpu``, ``cuda``, ``cuda:N``) is where the model trains; the saved model is the same format.
+    A new run needs a new or empty ``out_dir``; with ``force``, the files of a run in it are
+    replaced as the new run writes them, and other files are left alone."""
     reporter = reporter or SilentReporter()
     tc = config.train
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out, resume, force)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     rng = seed_everything(tc.seed)
@@ -378,8 +404,6 @@ def train(
         reporter.message(f"resuming {out} after epoch {state.epoch}")
         if state.best_epoch:
             best_state = st_load((out / "model.safetensors").read_bytes())
-    # metrics.jsonl always matches the state: rewrite it from the recorded history
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
 
     reporter.start(tc.epochs, math.ceil(len(items) / tc.batch_size))
     stopped_by = "epochs"

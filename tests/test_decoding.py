@@ -90,3 +90,50 @@ def test_viterbi_is_scriptable():
     a, _ = scripted(em, mask, s, e, tr)
     b, _ = viterbi(em, mask, s, e, tr)
     assert torch.equal(a, b)
+
+
+def _brute_log_z_and_marginals(em, start, end, trans):
+    """log Z and token marginals by enumerating every path, in float64."""
+    n, k = em.shape
+    scores = {p: seq_score(em.double(), start.double(), end.double(), trans.double(), p).item()
+              for p in itertools.product(range(k), repeat=n)}
+    log_z = torch.logsumexp(torch.tensor(list(scores.values()), dtype=torch.float64), 0).item()
+    marg = torch.zeros(n, k, dtype=torch.float64)
+    for p, s in scores.items():
+        for t, j in enumerate(p):
+            marg[t, j] += torch.exp(torch.tensor(s - log_z, dtype=torch.float64))
+    return log_z, marg
+
+
+@pytest.mark.parametrize("gap", [1.0, 100.0, 1000.0, 10000.0])
+def test_forward_backward_exact_at_large_score_gaps(gap):
+    from nertool.decoding import forward_backward, marginals
+
+    g = torch.Generator().manual_seed(int(gap))
+    k, n = 4, 4
+    em = torch.randn(1, n, k, generator=g)
+    em[0, :, 0] += gap  # one path far ahead of every other
+    start, end = torch.randn(k, generator=g), torch.randn(k, generator=g)
+    trans = torch.randn(k, k, generator=g) * gap / 10
+    mask = torch.ones(1, n, dtype=torch.bool)
+    _, _, log_z = forward_backward(em, mask, start, end, trans)
+    want_z, want_m = _brute_log_z_and_marginals(em[0], start, end, trans)
+    assert log_z.item() == pytest.approx(want_z, rel=1e-5, abs=1e-3)
+    got = marginals(em, mask, start, end, trans)[0]
+    assert torch.isfinite(got).all()
+    assert got.double() == pytest.approx(want_m, abs=1e-4)
+
+
+def test_no_possible_path_gives_minus_infinity_not_nan():
+    from nertool.decoding import forward_backward, marginals
+
+    k, n = 3, 3
+    em = torch.zeros(1, n, k)
+    start = torch.zeros(k)
+    end = torch.full((k,), float("-inf"))  # no tag may end a sentence
+    trans = torch.zeros(k, k)
+    mask = torch.ones(1, n, dtype=torch.bool)
+    alpha, beta, log_z = forward_backward(em, mask, start, end, trans)
+    assert log_z.item() == float("-inf") and not torch.isnan(alpha).any() and not torch.isnan(beta).any()
+    m = marginals(em, mask, start, end, trans)
+    assert not torch.isnan(m).any() and (m == 0).all()
