@@ -23,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
+from .card import model_card
 from .config import ModelConfig
 from .errors import ConfigError, ModelError
 from .fileio import atomic_write_bytes, atomic_write_text
@@ -129,6 +130,7 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, p
         **structure(bundle),
     }
     atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(d / "README.md", model_card(config, f"nertool model {d.name}"))
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

@@ -107,8 +107,17 @@ def _user_errors(fn):
     return wrapper
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"nertool {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False):
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False):
     _state["debug"] = debug
 
 
@@ -157,6 +166,12 @@ class RichReporter:
         self.progress.stop()
 
 
+def _default(section: str, name: str) -> str:
+    """`` (default: V)`` for a config field, for the help of the option that overrides it."""
+    value = getattr(getattr(C.Config(), section), name)
+    return f" (default: {value})"
+
+
 @app.command("train")
 @_user_errors
 def train_cmd(
@@ -174,22 +189,22 @@ def train_cmd(
     scheme: Annotated[Optional[Scheme], typer.Option(help="Tag scheme (none: plain labels, e.g. POS).")] = None,
     encoding: Annotated[Optional[str], typer.Option(help="Corpus file encoding, e.g. latin-1.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict/--repair", help="Reject ill-formed chunks instead of repairing them.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum number of epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[Optional[Optimizer], typer.Option(help="Optimiser.")] = None,
-    hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent hidden size per direction.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Recurrent layers.")] = None,
-    rnn: Annotated[Optional[Rnn], typer.Option(help="Recurrent cell.")] = None,
-    char_encoder: Annotated[Optional[CharEncoder], typer.Option(help="Character encoder.")] = None,
-    char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size).")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout rate.")] = None,
-    dropout_mask: Annotated[Optional[DropoutMask], typer.Option(help="token: a fresh mask per token; sequence: one per sentence.")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never).")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none).")] = None,
-    dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum number of epochs." + _default("train", "epochs"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch." + _default("train", "batch_size"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate." + _default("train", "lr"))] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(help="Optimiser." + _default("train", "optimizer"))] = None,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent hidden size per direction." + _default("model", "hidden_size"))] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Recurrent layers." + _default("model", "num_layers"))] = None,
+    rnn: Annotated[Optional[Rnn], typer.Option(help="Recurrent cell." + _default("model", "rnn"))] = None,
+    char_encoder: Annotated[Optional[CharEncoder], typer.Option(help="Character encoder." + _default("model", "char_encoder"))] = None,
+    char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size)." + _default("model", "char_hidden"))] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout rate." + _default("model", "dropout"))] = None,
+    dropout_mask: Annotated[Optional[DropoutMask], typer.Option(help="token: a fresh mask per token; sequence: one per sentence." + _default("model", "dropout_mask"))] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never)." + _default("train", "patience"))] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none)." + _default("train", "max_minutes"))] = None,
+    dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent." + _default("train", "dev_fraction"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed." + _default("train", "seed"))] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default)." + _default("train", "threads"))] = None,
     device: Annotated[str, typer.Option(help="Where to train: cpu, cuda or cuda:N (the saved model is the same).")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, replacing the run files there (config.json, model.safetensors, ...); other files are left alone.")] = False,
 ):
@@ -205,6 +220,9 @@ def train_cmd(
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
     cfg = _resumed_config(resume) if resume is not None else config_from_options(config, locals())
     c = load_corpus(corpus, dev, test, cfg.data)
+    if resume is None and "dev" not in c.splits and not cfg.train.dev_fraction:
+        err.print("[yellow]warning:[/] no --dev set: nothing selects the best epoch or stops early; the last "
+                  "epoch's model is kept (--dev-fraction 0.1 holds out a tenth of train as dev)", highlight=False, soft_wrap=True)
     sizes = {k: len(v) for k, v in c.splits.items()}
     err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False, soft_wrap=True)
     info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
@@ -304,7 +322,7 @@ def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
 @app.command("tag")
 @_user_errors
 def tag_cmd(
-    args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT...", show_default=False, help="Model directory, exported .pt file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
+    args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT", show_default=False, help="Model directory, exported .pt file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input), or directory: one output per input, written atomically; a rerun skips outputs that exist.")] = None,
     input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="auto: by suffix (.txt text, .conll conll, .jsonl jsonl); text: paragraphs split into sentences; lines: one text per line; tokens: one pre-tokenised sentence per line; conll: columns; jsonl: {\"text\", \"id\", ...} records.")] = InputFormat.auto,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup.")] = OutputFormat.jsonl,
@@ -420,6 +438,7 @@ def _progress(jobs):
 def info_cmd(
     model: Annotated[str, typer.Argument(help="Model directory, exported file or bundled name.")] = "en",
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's config.json as is.")] = False,
+    card: Annotated[bool, typer.Option("--card", help="Print the model card (the README.md saved with the model).")] = False,
 ):
     """Show a model's labels, scheme, sizes, training corpus and scores.
 
@@ -429,12 +448,19 @@ def info_cmd(
     from .loading import model_info
 
     c = model_info(model)
+    if card:
+        from .card import model_card
+
+        out.print(model_card(c, f"nertool model {model}"), markup=False, highlight=False, soft_wrap=True)
+        return
     if as_json:
         out.print(json.dumps(c, indent=2), soft_wrap=True, markup=False, highlight=False)
         return
     t = Table(title=f"model {model}", show_header=False)
     m = c["model"]
-    t.add_row("labels", " ".join(c["labels"]))
+    from .tags import scheme_labels
+
+    t.add_row("labels", " ".join(scheme_labels(c["labels"], c["scheme"])))
     t.add_row("scheme", f"{c['scheme']} (internally {c['internal_scheme']})")
     t.add_row("vocabulary", f"{c['n_words']} words, {c['n_chars']} characters")
     t.add_row("network", f"{m['rnn']} {m['num_layers']}x{m['hidden_size']} per direction, char {m['char_encoder']}, "
@@ -470,7 +496,12 @@ def export_cmd(
     """
     from .export import export
     from .loading import load
+    from .locate import resolve_model
 
+    src = resolve_model(model).resolve()
+    dst = output.resolve()
+    if dst == src or src in dst.parents:
+        raise NertoolError(f"{output}: would write over the model being exported ({src}); choose a path outside it")
     path = export(load(model), output)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
 
@@ -494,7 +525,15 @@ def corpora_cmd():
     out.print(t)
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C: temporary files are removed, finished outputs stay
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -57,6 +57,27 @@ def viterbi(
     return tags, best_score
 
 
+TINY = 1e-30  # a scaled sum below this may have lost its mass to underflow: recompute it exactly
+
+
+def _log_step(a: torch.Tensor, exp_trans: torch.Tensor, t_max: float, trans: torch.Tensor) -> torch.Tensor:
+    """``logsumexp_i(a[:, i] + trans[i, j])`` for every ``j``, (batch, num_tags).
+
+    Fast path: one matrix product in probability space, ``a`` rescaled by its row maximum and the
+    transitions by theirs. Where a sum comes out tiny (the best previous tags cannot reach ``j``,
+    say), the mass may have underflowed: those rows are redone exactly in log space.
+    """
+    m = a.max(1, keepdim=True).values  # shape: (batch, 1)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    s = torch.exp(a - m) @ exp_trans  # shape: (batch, num_tags)
+    out = torch.log(s) + m + t_max
+    redo = (s < TINY).any(1)  # shape: (batch,)
+    if bool(redo.any()):
+        rows = redo.nonzero().squeeze(1)
+        out[rows] = torch.logsumexp(a[rows].unsqueeze(2) + trans.unsqueeze(0), dim=1)
+    return out
+
+
 def forward_backward(
     emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -66,25 +87,31 @@ def forward_backward(
     ``alpha[b, t, j]`` sums the paths over positions ``0..t`` ending in ``j`` (emission at ``t``
     included); ``beta[b, t, j]`` sums the continuations after ``t`` from ``j`` to the end (end
     score included). Token marginals are ``exp(alpha + beta - log_z)`` (see :func:`safe_log_z`).
-    Every step is a logsumexp, so nothing underflows whatever the gaps between scores; where no
-    path exists (every one forbidden by ``-inf`` scores) the result is ``-inf``, never NaN.
+    Exact whatever the gaps between scores (every step is a logsumexp, computed by a rescaled
+    matrix product where that loses nothing); where no path exists (every one forbidden by
+    ``-inf`` scores) the result is ``-inf``, never NaN.
     """
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
-    trans = transitions.unsqueeze(0)  # shape: (1, num_tags_prev, num_tags_next)
+    t_max = float(transitions.max())
+    if not torch.isfinite(torch.tensor(t_max)):
+        t_max = 0.0
+    exp_trans = torch.exp(transitions - t_max)  # shape: (num_tags, num_tags), entries in [0, 1]
+    trans_t = transitions.t().contiguous()
     a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
     alphas = [a]
     for t in range(1, seq_len):
-        nxt = torch.logsumexp(a.unsqueeze(2) + trans, dim=1) + emissions[:, t]  # shape: (batch, num_tags)
+        nxt = _log_step(a, exp_trans, t_max, transitions) + emissions[:, t]
         a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
         alphas.append(a)
     log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
     last = end.unsqueeze(0).expand(batch, num_tags)
     b = last
     betas = [b]
+    exp_trans_t = exp_trans.t().contiguous()
     for t in range(seq_len - 2, -1, -1):
-        nb = (emissions[:, t + 1] + b).unsqueeze(1)  # shape: (batch, 1, num_tags_next)
-        nxt = torch.logsumexp(trans + nb, dim=2)  # shape: (batch, num_tags_here)
+        nb = emissions[:, t + 1] + b  # shape: (batch, num_tags_next)
+        nxt = _log_step(nb, exp_trans_t, t_max, trans_t)  # shape: (batch, num_tags_here)
         b = torch.where((lengths > t + 1).unsqueeze(1), nxt, last)
         betas.append(b)
     betas.reverse()

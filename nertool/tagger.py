@@ -68,14 +68,18 @@ class Tagger:
             torch.set_num_threads(threads)
         self.model = bundle.model.to(self.device).eval()
         self.encoder = Encoder(bundle.words, bundle.chars, self.model.config.max_word_chars)
-        self.labels = self.model.labels
         self.scheme = bundle.scheme
         self.internal = bundle.internal_scheme
+        inner = self.model.labels  # the model's own labels, in the internal scheme
+        self.labels = tagmod.scheme_labels(inner, self.scheme)  # what tags come out as
         start, end, trans = self.model.transition_scores()
         self._trans = (start.detach(), end.detach(), trans.detach())
-        self._continue = torch.tensor(tagmod.continuations(self.labels, self.internal), device=self.device)
-        self._parsed = [tagmod.split_tag(l) for l in self.labels] if self.scheme != "none" else []
-        self._out_tags = tagmod.id_decoder(self.labels, self.internal, self.scheme)
+        self._continue = torch.tensor(tagmod.continuations(inner, self.internal), device=self.device)
+        self._parsed = [tagmod.split_tag(l) for l in inner] if self.scheme != "none" else []
+        self._out_tags = tagmod.id_decoder(inner, self.internal, self.scheme)
+        names, index = tagmod.marginal_map(inner, self.internal, self.scheme)
+        self._marginal_labels = names
+        self._marginal_index = torch.tensor(index, device=self.device)
         # character features of every word seen so far, computed once per word type: rows of
         # _features (row 0: the empty word, then rows 1..len(_feature_rows)) and the token -> row
         # map (the weights never change)
@@ -160,6 +164,10 @@ class Tagger:
             if spans:
                 span_p = span_marginals(em, alpha, beta, log_z, best, torch.tensor(spans, device=em.device),
                                         batch.mask.sum(1), trans, self._continue).tolist()
+        if marginals:  # summed into the output scheme's labels, shape: (batch, seq_len, num_output_labels)
+            out_post = post.new_zeros(*post.shape[:2], len(self._marginal_labels))
+            out_post.index_add_(2, self._marginal_index, post)
+            out_post.clamp_(0.0, 1.0)
         if nbest:
             nb_tags, nb_scores = nbest_viterbi(em, batch.mask, start, end, trans, nbest)
             nb_rows, nb_probs = nb_tags.tolist(), torch.exp(nb_scores - log_z.unsqueeze(1)).tolist()
@@ -173,7 +181,7 @@ class Tagger:
                 k += 1
             res = SentenceResult(self._out_tags(rows[r][:n]), chunks, tok_p[r][:n] if tok_p is not None else [1.0] * n)
             if marginals:
-                res.marginals = [dict(zip(self.labels, p)) for p in post[r, :n].tolist()]
+                res.marginals = [dict(zip(self._marginal_labels, p)) for p in out_post[r, :n].tolist()]
             if nbest:
                 res.nbest = [
                     (self._out_tags(nb_rows[r][j][:n]), nb_probs[r][j])

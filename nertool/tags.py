@@ -105,6 +105,27 @@ def label_map(labels: Sequence[str], source: str, target: str) -> list[str] | No
     return None
 
 
+_PREFIXES = {"IOB1": "IB", "IOB2": "BI", "BIOES": "BIES"}
+
+
+def scheme_labels(labels: Sequence[str], scheme: str) -> list[str]:
+    """The tags a tagger over ``labels`` (of any scheme) outputs in ``scheme``: ``O`` and each
+    entity type with the scheme's prefixes; ``labels`` themselves for ``none``."""
+    if scheme == "none":
+        return list(labels)
+    return ["O"] + [f"{p}-{t}" for t in entity_types(labels) for p in _PREFIXES[scheme]]
+
+
+def marginal_map(labels: Sequence[str], internal: str, scheme: str) -> tuple[list[str], list[int]]:
+    """How token marginals over ``labels`` (scheme ``internal``) add up to output labels:
+    ``(output labels, index into them of each internal label)``. Exact where the conversion is
+    per label (same scheme; BIOES -> IOB2); IOB1 output, which depends on the previous token,
+    gets IOB2 labels."""
+    table = label_map(labels, internal, scheme) or label_map(labels, internal, "IOB2") or list(labels)
+    out = list(dict.fromkeys(table))
+    return out, [out.index(t) for t in table]
+
+
 def id_decoder(labels: Sequence[str], internal: str, scheme: str) -> Callable[[Sequence[int]], list[str]]:
     """A function from label ids (of ``labels``, in scheme ``internal``) to tags in ``scheme``:
     a per-label table where one exists, else a whole-sequence conversion."""

@@ -251,6 +251,10 @@ class LoopState:
         return cls(**{f.name: state[f.name] for f in fields(cls)})
 
 
+class Diverged(NertoolError):
+    """The training loss became infinite or NaN."""
+
+
 def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequence[Encoded], tc: TrainConfig,
               device: torch.device, epoch: int, reporter: Reporter) -> dict[str, Any]:
     """One pass over the shuffled training batches; returns the epoch's record (mean loss, lr, time)."""
@@ -264,8 +268,7 @@ def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequen
         loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
         value = loss.item()
         if not math.isfinite(value):
-            raise NertoolError(f"training diverged in epoch {epoch} (loss {value}); the best model so far is "
-                               "kept; try a lower --lr")
+            raise Diverged(f"training diverged in epoch {epoch} (loss {value}); try a lower --lr")
         loss.backward()
         if tc.clip:
             torch.nn.utils.clip_grad_norm_(params, tc.clip)
@@ -422,6 +425,9 @@ def train(
                 break
     except KeyboardInterrupt:
         stopped_by = "interrupt"
+    except Diverged as e:
+        kept = f"; the best model so far (epoch {state.best_epoch}) is kept in {out}" if state.best_epoch else ""
+        raise Diverged(f"{e}{kept}") from None
     if best_state is None:
         raise NertoolError("training stopped before the first epoch ended; nothing was saved")
     model.load_state_dict(best_state)

@@ -94,11 +94,22 @@ def test_tagger_spans_offsets_and_scores(tagger):
 
 
 def test_span_score_is_the_marginal_of_the_span(tagger):
-    """For a one-token span in BIOES, the span probability is the marginal of S-X at that token."""
-    [res] = tagger.tag_sentences([["Tom", "visited", "Oslo", "."]], marginals=True)
+    """For a one-token span in BIOES, the span probability is the internal marginal of S-X at that
+    token; the API's IOB2 marginal of B-X (B-X and S-X together) bounds it from above."""
+    from nertool.decoding import marginals
+
+    sent = ["Tom", "visited", "Oslo", "."]
+    [res] = tagger.tag_sentences([sent], marginals=True)
+    b = tagger.encoder.collate(tagger.encoder.encode([sent]), [0])
+    with torch.no_grad():
+        em = tagger.model.emissions(b.words, b.chars, b.char_index, b.mask)
+    inner = marginals(em, b.mask, *tagger._trans)[0]
+    labels = tagger.model.labels
+    assert any(e - s == 1 for _, s, e, _ in res.chunks)
     for label, s, e, p in res.chunks:
         if e - s == 1:
-            assert p == pytest.approx(res.marginals[s][f"S-{label}"], abs=1e-5)
+            assert p == pytest.approx(inner[s, labels.index(f"S-{label}")].item(), abs=1e-5)
+            assert p <= res.marginals[s][f"B-{label}"] + 1e-6
     assert all(sum(m.values()) == pytest.approx(1.0, abs=1e-5) for m in res.marginals)
 
 
@@ -212,7 +223,7 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
     results = tagger.tag_sentences(sents)
     assert any(r.chunks for r in results)
     start, end, trans = tagger._trans
-    labels = tagger.labels
+    labels = tagger.model.labels  # the internal labels the paths index
     for toks, res in zip(sents, results):
         b = tagger.encoder.collate(tagger.encoder.encode([toks]), [0])
         with torch.no_grad():

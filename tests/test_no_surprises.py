@@ -1,0 +1,212 @@
+"""Nothing clobbered, nothing silently wrong: the cases of RELIABILITY.md's second table, each of
+which failed before its fix."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nertool.cli import app
+from nertool.fileio import read_lines
+from nertool.inputs import read_documents
+
+SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+runner = CliRunner()
+FAST = ["--epochs", "1", "--hidden-size", "8", "--char-hidden", "4", "--layers", "1", "--threads", "1"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def train_args(out, *extra):
+    return ["train", str(SAMPLE / "train.conll"), "--dev", str(SAMPLE / "dev.conll"), "--out", str(out), *FAST, *extra]
+
+
+def test_out_that_is_not_empty_is_refused_unless_force(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    (out / "notes.txt").write_text("keep me")
+    one_line_error(cli(*train_args(out)), "mine", "--force")
+    assert (out / "config.json").read_text() == '{"mine": true}'
+    r = cli(*train_args(out, "--force"))
+    assert r.returncode == 0, r.stderr
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "model.safetensors").exists()
+    one_line_error(cli(*train_args(out)), "holds a run")  # a run is not replaced without asking
+
+
+def test_failed_training_into_a_run_keeps_its_metrics(tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(out)).returncode == 0
+    before = (out / "metrics.jsonl").read_text()
+    assert before.strip()
+    r = cli(*train_args(out, "--force", "--lr", "1e30", "--optimizer", "sgd"))
+    one_line_error(r, "diverged")
+    assert (out / "metrics.jsonl").read_text() == before  # never truncated before the new run wrote
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan"])
+def test_non_finite_learning_rate_is_refused_before_anything_is_made(tmp_path, lr):
+    one_line_error(cli(*train_args(tmp_path / "o", "--lr", lr)), "train.lr", "finite")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ("[train]\nepochs = 1.5\n", "train.epochs must be an integer"),
+    ("[model]\nhidden_size = 16.5\n", "model.hidden_size must be an integer"),
+    ('[model]\nlowercase = "false"\n', "model.lowercase must be true or false"),
+    ("model = 5\n", "[model]: expected a table"),
+    ("[train]\nlr = true\n", "train.lr must be a finite number"),
+])
+def test_config_values_are_type_checked_naming_file_section_key(tmp_path, toml, needle):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    one_line_error(cli(*train_args(tmp_path / "o", "--config", str(cfg))), "c.toml", needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_that_cannot_be_a_run_directory(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    one_line_error(cli(*train_args(f)), "not a directory")
+    one_line_error(cli(*train_args(f / "sub")), "cannot write the run directory")
+
+
+def test_unknown_encoding_and_bad_batch_size(tiny_model, tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("Anna Berg visited Oslo .\n")
+    one_line_error(cli("tag", str(tiny_model), str(p), "--encoding", "klingon"), "unknown encoding")
+    r = runner.invoke(app, ["evaluate", str(tiny_model), str(SAMPLE / "test.conll"), "--batch-size", "0"])
+    assert r.exit_code == 2
+
+
+def test_model_from_a_future_format_is_refused(tiny_model, tmp_path):
+    m = tmp_path / "future"
+    shutil.copytree(tiny_model, m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg["format_version"] = 99
+    (m / "config.json").write_text(json.dumps(cfg))
+    p = tmp_path / "a.txt"
+    p.write_text("Anna Berg visited Oslo .\n")
+    for args in (["tag", str(m), str(p)], ["info", str(m)], ["evaluate", str(m), str(SAMPLE / "test.conll")],
+                 ["export", str(m), str(tmp_path / "m.pt")]):
+        one_line_error(cli(*args), "format_version 99 is newer")
+
+
+def test_export_over_the_model_is_refused(tiny_model, tmp_path):
+    m = tmp_path / "run"
+    shutil.copytree(tiny_model, m)
+    weights = (m / "model.safetensors").read_bytes()
+    one_line_error(cli("export", str(m), str(m / "model.safetensors")), "would write over the model")
+    assert (m / "model.safetensors").read_bytes() == weights
+
+
+def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
+    src = tmp_path / "big.txt"
+    src.write_text("Anna Berg visited Oslo on day 1 . She met Tim Cook .\n\n" * 60000)
+    out = tmp_path / "out.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
+                          "--workers", "1", "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob(".out.jsonl.*")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.jsonl.*")), "tagging must have begun writing"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 128 + signal.SIGTERM
+    assert not list(tmp_path.glob(".out.jsonl.*")) and not out.exists()
+
+
+def test_ctrl_c_during_training_exits_130_keeping_the_model(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", *train_args(out), "--epochs", "500", "--patience", "0"],
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "model.safetensors").exists():
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(60) == 130
+    assert (out / "model.safetensors").exists()
+
+
+BOM = "\ufeff"
+
+
+def test_byte_order_marks_and_invisible_lines_read_as_blank(tmp_path, tiny_model):
+    part = "EU B-ORG\nrejects O\n\nAnna B-PER\nBerg I-PER\n"
+    p = tmp_path / "cat.conll"
+    # three files concatenated: a BOM at the start of each part, a BOM-only line, a lone tab, a ZWSP line
+    p.write_text(BOM + part + "\n" + BOM + "\n" + BOM + part + "\t\n\u200b\n" + BOM + part, encoding="utf-8")
+    lines = read_lines(p)
+    assert not any(BOM in l for l in lines)
+    from nertool.conll import read_conll
+
+    sents = read_conll(p)
+    assert len(sents) == 6 and all(BOM not in t for toks, _ in sents for t in toks)
+    r = cli("evaluate", str(tiny_model), str(p))
+    assert r.returncode == 0, r.stderr
+    r = cli("train", str(p), "--dev", str(p), "--out", str(tmp_path / "o"), *FAST)
+    assert r.returncode == 0, r.stderr
+    txt = tmp_path / "t.txt"
+    txt.write_bytes((BOM + "Anna Berg visited Oslo .\n\n" + BOM + "\n" + BOM + "Tim Cook left .\n").encode())
+    with txt.open("rb") as f:
+        docs = list(read_documents(f, str(txt), "text"))
+    assert [d.text for d in docs] == ["Anna Berg visited Oslo .", "Tim Cook left ."]
+    assert all(BOM not in t.text for d in docs for s in d.sentences for t in s)
+
+
+def test_labels_info_and_marginals_speak_the_output_scheme(tiny_model):
+    from nertool.tagger import Tagger
+
+    tagger = Tagger.load(str(tiny_model))
+    assert tagger.scheme == "IOB2" and tagger.internal == "BIOES"
+    assert not any(l[:2] in ("E-", "S-") for l in tagger.labels) and "B-PER" in tagger.labels
+    [res] = tagger.tag_sentences([["Anna", "Berg", "visited", "Oslo", "."]], marginals=True)
+    for m, tag in zip(res.marginals, res.tags):
+        assert set(m) <= set(tagger.labels) and tag in m
+        assert all(0.0 <= p <= 1.0 for p in m.values()) and sum(m.values()) == pytest.approx(1.0, abs=1e-4)
+    r = runner.invoke(app, ["info", str(tiny_model)])
+    assert r.exit_code == 0 and "S-PER" not in r.output and "B-PER" in r.output
+
+
+def test_version_and_no_dev_warning(tmp_path):
+    from nertool import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"nertool {__version__}"
+    r = cli("train", str(SAMPLE / "train.conll"), "--out", str(tmp_path / "o"), *FAST)
+    assert r.returncode == 0 and "no --dev set" in r.stderr and "--dev-fraction" in r.stderr
+
+
+def test_every_saved_model_has_a_model_card(tiny_model):
+    card = (tiny_model / "README.md").read_text()
+    cfg = json.loads((tiny_model / "config.json").read_text())
+    assert card.startswith("# nertool model") and "## Intended use" in card and "## Limits" in card
+    assert f"f1 {100 * cfg['scores']['dev']['f1']:.2f}" in card and "PER" in card
+    r = runner.invoke(app, ["info", str(tiny_model), "--card"])
+    assert r.exit_code == 0 and r.output.strip() == card.strip()
+
+
+def test_train_help_shows_the_defaults():
+    from nertool.config import Config
+
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    c = Config()
+    assert r.exit_code == 0
+    for value in (c.train.epochs, c.train.lr, c.model.num_layers, c.model.hidden_size, c.train.patience):
+        assert f"(default: {value})" in r.output, value
