@@ -450,8 +450,11 @@ def info_cmd(
     c = model_info(model)
     if card:
         from .card import model_card
+        from .locate import resolve_model
 
-        out.print(model_card(c, f"nertool model {model}"), markup=False, highlight=False, soft_wrap=True)
+        saved = resolve_model(model) / "README.md"
+        text = saved.read_text(encoding="utf-8") if saved.is_file() else model_card(c, f"nertool model {Path(model).name}")
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     if as_json:
         out.print(json.dumps(c, indent=2), soft_wrap=True, markup=False, highlight=False)

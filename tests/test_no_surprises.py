@@ -122,7 +122,7 @@ def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
     src.write_text("Anna Berg visited Oslo on day 1 . She met Tim Cook .\n\n" * 60000)
     out = tmp_path / "out.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
-                          "--workers", "1", "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          "--workers", "1", "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.glob(".out.jsonl.*")):
         time.sleep(0.05)
