@@ -129,35 +129,48 @@ class RichReporter:
 
         self.console = console
         self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}  dev F1 {task.fields[dev]}"),
+            TextColumn("loss {task.fields[loss]:.4f}  dev F1 {task.fields[dev]}  run ETA {task.fields[eta]}"),
             console=console,
             transient=True,
         )
         self.task = None
         self.dev = "-"
-        self.running = 0.0
+        self.total = self.count = 0.0  # this epoch's losses so far: the bar shows their mean, as the epoch line does
+        self.epochs = 0
+        self.t0 = time.monotonic()
 
     def start(self, epochs, steps_per_epoch):
-        self.steps = steps_per_epoch
+        self.steps, self.epochs = steps_per_epoch, epochs
+        self.t0 = time.monotonic()
+        self.first_epoch = None
         self.progress.start()
-        self.task = self.progress.add_task("train", total=steps_per_epoch, epoch=1, loss=0.0, dev=self.dev)
+        self.task = self.progress.add_task("train", total=steps_per_epoch, epoch=1, epochs=epochs, loss=0.0, dev=self.dev, eta="-")
 
     def step(self, epoch, loss):
-        self.running = loss if self.running == 0 else 0.95 * self.running + 0.05 * loss
-        self.progress.update(self.task, advance=1, epoch=epoch, loss=self.running)
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        self.total += loss
+        self.count += 1
+        done = (epoch - self.first_epoch) * self.steps + self.progress.tasks[0].completed + 1
+        left = (self.epochs - epoch + 1) * self.steps - self.progress.tasks[0].completed - 1
+        eta = (time.monotonic() - self.t0) / done * left
+        self.progress.update(self.task, advance=1, epoch=epoch, loss=self.total / self.count,
+                             eta=f"{int(eta // 60)}:{int(eta % 60):02d}")
 
     def epoch_end(self, r):
         if "dev_f1" in r:
             self.dev = f"{100 * r['dev_f1']:.2f}"
         mark = " *" if r.get("best") else ""
         self.console.print(
-            f"epoch {r['epoch']:3d}  loss {r['loss']:.4f}  dev F1 {self.dev}  ({r['epoch_seconds']:.0f}s){mark}", highlight=False
+            f"epoch {r['epoch']:3d}/{self.epochs}  loss {r['loss']:.4f}  dev F1 {self.dev}  ({r['epoch_seconds']:.0f}s){mark}", highlight=False
         )
-        self.progress.reset(self.task, total=self.steps, epoch=r["epoch"] + 1, loss=self.running, dev=self.dev)
+        self.total = self.count = 0.0
+        self.progress.reset(self.task, total=self.steps, epoch=r["epoch"] + 1, epochs=self.epochs, loss=0.0, dev=self.dev,
+                            eta=self.progress.tasks[0].fields.get("eta", "-"))
 
     def message(self, text):
         self.console.print(text, highlight=False, soft_wrap=True)
@@ -218,6 +231,14 @@ def train_cmd(
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
+    if resume is not None:
+        options = locals()
+        given = [f"--{'format' if n == 'fmt' else n.replace('_', '-')}" for n in TRAIN_OPTIONS if options.get(n) is not None]
+        if config is not None:
+            given.insert(0, "--config")
+        if given:
+            raise NertoolError(f"--resume continues the run with its saved configuration; {', '.join(given)} "
+                               "would not be applied: drop them (or start a new run)")
     cfg = _resumed_config(resume) if resume is not None else config_from_options(config, locals())
     c = load_corpus(corpus, dev, test, cfg.data)
     if resume is None and "dev" not in c.splits and not cfg.train.dev_fraction:

@@ -207,17 +207,20 @@ def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: boo
 
 
 def load_corpus(
-    train: str | Path,
+    train: "str | Path | datasets.DatasetDict",
     dev: str | Path | None = None,
     test: str | Path | None = None,
     data: DataConfig = DataConfig(),
 ) -> Corpus:
-    """Load local files (or, for a name that is not a path, a hub dataset) into a :class:`Corpus`.
+    """Load local files (or, for a name that is not a path, a hub dataset; or a ``datasets``
+    DatasetDict, see :func:`corpus_from_datasets`) into a :class:`Corpus`.
 
     Ill-formed chunks are repaired with a warning that counts them, or rejected when
     ``data.strict``.
     """
     scheme = data.scheme
+    if hasattr(train, "items") and not isinstance(train, (str, Path)):  # a datasets.DatasetDict
+        return corpus_from_datasets(train, "<DatasetDict>", scheme)
     if not Path(train).exists() and dev is None and test is None and _looks_like_hub_name(str(train)):
         return load_hub_corpus(str(train), scheme=scheme)
     raw: dict[str, list[Sentence]] = {}
@@ -288,12 +291,26 @@ def load_hub_corpus(name: str, scheme: str = "auto", tags_column: str | None = N
     except Exception as e:  # noqa: BLE001 - any hub failure is a user-facing error
         first = str(e).splitlines()[0] if str(e) else ""
         raise NertoolError(f"{name}: not a local file, and loading {hub!r} from the hub failed ({type(e).__name__}: {first})") from None
-    first = next(iter(ds.values()))
+    return corpus_from_datasets(ds, name, scheme, tags_column)
+
+
+def corpus_from_datasets(ds, name: str = "<datasets>", scheme: str = "auto", tags_column: str | None = None) -> Corpus:
+    """A :class:`Corpus` from a ``datasets.DatasetDict`` with a ``tokens`` column and a tag column
+    (``ner_tags``, ``tags``, ``chunk_tags``, ``pos_tags`` or ``upos``: ClassLabel ids or strings),
+    and splits ``train`` and optionally ``validation`` (or ``dev``) and ``test``."""
+    if not hasattr(ds, "items") or "train" not in ds:
+        raise NertoolError(f"{name}: expected a DatasetDict with a 'train' split (found: {', '.join(map(str, ds)) if hasattr(ds, 'keys') else type(ds).__name__})")
+    first = ds["train"]
     col = tags_column or next((c for c in ("ner_tags", "tags", "chunk_tags", "pos_tags", "upos") if c in first.features), None)
     if col is None or "tokens" not in first.features or col not in first.features:
-        raise NertoolError(f"{name}: expected columns 'tokens' and {col or 'one of ner_tags/tags/chunk_tags/pos_tags'}")
-    names = first.features[col].feature.names
+        raise NertoolError(f"{name}: expected columns 'tokens' and {col or 'one of ner_tags/tags/chunk_tags/pos_tags/upos'}")
+    names = getattr(getattr(first.features[col], "feature", None), "names", None)  # None: tags are strings
     rename = {"validation": "dev"}
-    raw = {rename.get(k, k): [(list(r["tokens"]), [names[i] for i in r[col]]) for r in split] for k, split in ds.items()}
+    raw = {}
+    for k, split in ds.items():
+        if k not in ("train", "validation", "dev", "test"):
+            continue
+        raw[rename.get(k, k)] = [(list(r["tokens"]), [names[i] for i in r[col]] if names else [str(t) for t in r[col]])
+                                 for r in split]
     resolved = check_scheme(raw["train"], scheme, name)
     return _make_corpus({k: repair(v, resolved)[0] for k, v in raw.items()}, resolved)

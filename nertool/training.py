@@ -1,6 +1,7 @@
 """The training loop: returns a :class:`TrainResult`; reports through a callback; never prints."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from . import tags as tagmod
 from .batching import Encoded, Encoder
 from .checkpoint import ModelBundle, read_config, save_model
 from .config import Config, TrainConfig
-from .conll import Corpus, Sentence
+from .conll import Corpus, Sentence, load_corpus
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
@@ -198,6 +199,18 @@ class LoopState:
     bad_epochs: int = 0
     elapsed: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    corpus: dict[str, str | None] | None = None  # fingerprints of the train and dev sentences
+    stopped_by: str | None = None  # set when the run ended (epochs, patience, time)
+
+    @staticmethod
+    def peek(out: Path) -> dict[str, Any]:
+        """The JSON half of the snapshot in ``out``, read before anything is loaded."""
+        try:
+            return json.loads((out / STATE_JSON).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NertoolError(f"{out}: cannot resume, no training state ({STATE_JSON} missing)") from None
+        except ValueError as e:
+            raise NertoolError(f"{out}: cannot resume, corrupt training state: {e}") from None
 
     def save(self, out: Path, model: BiLstmCrf, o: Optimisation) -> None:
         """Write the snapshot; the JSON goes last and names the epoch, so a snapshot is only used
@@ -248,7 +261,33 @@ class LoopState:
         torch.set_rng_state(tensors["rng.torch"])
         version, internal, gauss = state["rng_python"]
         o.rng.setstate((version, tuple(internal), gauss))
-        return cls(**{f.name: state[f.name] for f in fields(cls)})
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
+
+
+def fingerprint(sentences: Sequence[Sentence] | None) -> str | None:
+    """A SHA-256 over the tokens and tags of ``sentences`` (None for no sentences)."""
+    if sentences is None:
+        return None
+    h = hashlib.sha256()
+    for tokens, tags in sentences:
+        h.update(("\x1f".join(tokens) + "\x1e" + "\x1f".join(tags) + "\x1d").encode("utf-8"))
+    return h.hexdigest()
+
+
+def check_resumable(out: Path, saved: dict[str, Any], config: Config, corpus: dict[str, str | None]) -> None:
+    """NertoolError unless the run in ``out`` can go on with ``config`` and ``corpus``."""
+    if saved.get("config") != config.to_dict():
+        raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
+    known = saved.get("corpus")
+    if known is not None:
+        for split in ("train", "dev"):
+            if known.get(split) != corpus.get(split):
+                what = "no" if corpus.get(split) is None else "a different"
+                raise NertoolError(f"{out}: cannot resume with {what} {split} set: the run was trained on other "
+                                   f"sentences (give the same files as when it started)")
+    if saved.get("stopped_by"):
+        raise NertoolError(f"{out}: the run already ended (stopped by {saved['stopped_by']} after epoch "
+                           f"{saved.get('epoch')}); nothing to resume")
 
 
 class Diverged(NertoolError):
@@ -343,7 +382,7 @@ def log_epoch(out: Path, state: LoopState, record: dict[str, Any], model: BiLstm
     state.save(out, model, o)
     # rewritten whole: never truncated before this run has an epoch to put in it
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
-    write_training_plot(out / "metrics.png", state.history)
+    write_training_plot(out / "metrics.png", state.history, out.name)
 
 
 def finish(bundle: ModelBundle, out: Path, test_sents: Sequence[Sentence] | None, stopped_by: str,
@@ -361,7 +400,7 @@ def finish(bundle: ModelBundle, out: Path, test_sents: Sequence[Sentence] | None
 
 
 def train(
-    corpus: Corpus,
+    corpus: "Corpus | datasets.DatasetDict | str | Path",
     config: Config,
     out_dir: str | Path,
     reporter: Reporter | None = None,
@@ -378,6 +417,8 @@ def train(
     A new run needs a new or empty ``out_dir``; with ``force``, the files of a run in it are
     replaced as the new run writes them, and other files are left alone."""
     reporter = reporter or SilentReporter()
+    if not isinstance(corpus, Corpus):  # a DatasetDict, or a training file's path
+        corpus = load_corpus(corpus, data=config.data)
     tc = config.train
     out = Path(out_dir)
     prepare_run_dir(out, resume, force)
@@ -397,12 +438,13 @@ def train(
     items = _encode_split(bundle, encoder, train_sents)
     o = Optimisation.create(model, tc, rng)
 
-    state = LoopState(config=config.to_dict())
+    corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
+    state = LoopState(config=config.to_dict(), corpus=corpus_fp)
     best_state = None
     if resume:
+        check_resumable(out, LoopState.peek(out), config, corpus_fp)  # before any tensor is loaded
         state = LoopState.load(out, model, o)
-        if state.config != config.to_dict():
-            raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
+        state.corpus = corpus_fp
         t0 -= state.elapsed
         reporter.message(f"resuming {out} after epoch {state.epoch}")
         if state.best_epoch:
@@ -423,6 +465,8 @@ def train(
             if reason:
                 stopped_by = reason
                 break
+        state.stopped_by = stopped_by
+        state.save(out, model, o)  # a finished run is not resumed by mistake
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     except Diverged as e:

@@ -210,3 +210,45 @@ def test_train_help_shows_the_defaults():
     assert r.exit_code == 0
     for value in (c.train.epochs, c.train.lr, c.model.num_layers, c.model.hidden_size, c.train.patience):
         assert f"(default: {value})" in r.output, value
+
+
+def test_resume_checks_corpus_options_and_a_finished_run(tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(out, "--epochs", "2")).returncode == 0
+    resume = ["train", str(SAMPLE / "train.conll"), "--dev", str(SAMPLE / "dev.conll"), "--resume", str(out)]
+    one_line_error(cli(*resume), "already ended", "epochs")
+    one_line_error(cli(*resume, "--epochs", "5"), "--epochs", "would not be applied")
+    # an interrupted run (state of epoch 1 of 2) resumed with another corpus or dev set
+    state = json.loads((out / "train_state.json").read_text())
+    state.update(stopped_by=None, epoch=1)
+    (out / "train_state.json").write_text(json.dumps(state))
+    other = tmp_path / "other.conll"
+    other.write_text((SAMPLE / "train.conll").read_text().replace("Oslo", "Bergen"))
+    one_line_error(cli("train", str(other), "--dev", str(SAMPLE / "dev.conll"), "--resume", str(out)), "different train set")
+    one_line_error(cli("train", str(SAMPLE / "train.conll"), "--dev", str(other), "--resume", str(out)), "different dev set")
+    one_line_error(cli("train", str(SAMPLE / "train.conll"), "--resume", str(out)), "no dev set")
+
+
+def test_train_api_takes_a_datasets_dict_with_classlabel_tags(tmp_path):
+    import datasets
+
+    from nertool import Config, Tagger, train
+    from nertool.conll import read_conll
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+
+    def split(name):
+        sents = read_conll(SAMPLE / f"{name}.conll")
+        return datasets.Dataset.from_dict({"tokens": [t for t, _ in sents], "ner_tags": [[names.index(x) for x in g] for _, g in sents]},
+                                          features=feats)
+
+    dd = datasets.DatasetDict({"train": split("train"), "validation": split("dev"), "test": split("test")})
+    base = Config()
+    cfg = Config(model=base.model.replace(hidden_size=8, char_hidden=4, num_layers=1),
+                 train=base.train.replace(epochs=1, threads=1))
+    result = train(dd, cfg, tmp_path / "m")
+    assert result.best_dev_f1 is not None and result.test is not None
+    tagger = Tagger.load(str(tmp_path / "m"))
+    assert set(tagger.labels) == set(names)
