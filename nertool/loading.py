@@ -11,7 +11,7 @@ import torch
 
 from .checkpoint import STRUCTURAL, ModelBundle, check_format_version, load_model, read_config
 from .config import ModelConfig
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .locate import BUNDLED_DIR, bundled_models, is_torchscript, resolve_model  # noqa: F401 (re-exported)
 from .vocab import CharVocab, Normalization, WordVocab
 
@@ -111,13 +111,29 @@ def load_exported(path: str | Path, device: str = "cpu") -> ModelBundle:
     flatten_rnn_weights(module)
     try:
         model = ExportedModel(module, meta)
+        _check_exported(path, meta, model, module)
         words = WordVocab(dict(module.word_index), meta["n_tuned"], Normalization.from_config(model.config))
         index = dict(module.char_index)
         chars = CharVocab([c for c, _ in sorted(index.items(), key=lambda kv: kv[1])])
         info = {k: v for k, v in meta.items() if k not in STRUCTURAL}
         return ModelBundle(model, words, chars, meta["scheme"], meta["internal_scheme"], info)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as e:
         raise ModelError(f"{path}: malformed nertool TorchScript file ({type(e).__name__}: {e})") from None
+
+
+def _check_exported(path: str | Path, meta: dict, model: ExportedModel, module: torch.jit.ScriptModule) -> None:
+    """ModelError unless the metadata fits the network it describes (a forged or damaged entry)."""
+    from .config import SCHEMES
+
+    labels = meta.get("labels")
+    n_tags = int(module.transitions.shape[0])
+    if not isinstance(labels, list) or not all(isinstance(l, str) and l for l in labels) or len(labels) != n_tags:
+        raise ModelError(f"{path}: metadata 'labels' does not fit the network ({n_tags} tags)")
+    if meta.get("scheme") not in SCHEMES or meta.get("internal_scheme") not in SCHEMES:
+        raise ModelError(f"{path}: metadata 'scheme'/'internal_scheme' is not a tag scheme")
+    n_tuned = meta.get("n_tuned")
+    if not isinstance(n_tuned, int) or isinstance(n_tuned, bool) or not 0 <= n_tuned <= len(module.word_index):
+        raise ModelError(f"{path}: metadata 'n_tuned' does not fit the vocabulary")
 
 
 def load(model: str | Path = "en", device: str = "cpu") -> ModelBundle:

@@ -252,3 +252,24 @@ def test_train_api_takes_a_datasets_dict_with_classlabel_tags(tmp_path):
     assert result.best_dev_f1 is not None and result.test is not None
     tagger = Tagger.load(str(tmp_path / "m"))
     assert set(tagger.labels) == set(names)
+
+
+@pytest.mark.parametrize("forge", [{"labels": ["O"]}, {"labels": 5}, {"n_tuned": "x"}, {"n_tuned": 10**9},
+                                   {"scheme": "IOB9"}, {"model": {"hidden_size": "big"}}])
+def test_exported_file_with_forged_metadata_is_refused(tiny_model, tmp_path, forge):
+    import zipfile
+
+    pt = tmp_path / "m.pt"
+    assert cli("export", str(tiny_model), str(pt)).returncode == 0
+    forged = tmp_path / "forged.pt"
+    with zipfile.ZipFile(pt) as src, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("extra/nertool.json"):
+                meta = json.loads(data)
+                meta.update({k: ({**meta[k], **v} if isinstance(v, dict) else v) for k, v in forge.items()})
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    p = tmp_path / "a.txt"
+    p.write_text("Anna Berg visited Oslo .\n")
+    one_line_error(cli("tag", str(forged), str(p)), "forged.pt")
