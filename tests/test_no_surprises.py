@@ -254,13 +254,19 @@ def test_train_api_takes_a_datasets_dict_with_classlabel_tags(tmp_path):
     assert set(tagger.labels) == set(names)
 
 
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    pt = tmp_path_factory.mktemp("export") / "m.pt"
+    assert cli("export", str(tiny_model), str(pt)).returncode == 0
+    return pt
+
+
 @pytest.mark.parametrize("forge", [{"labels": ["O"]}, {"labels": 5}, {"n_tuned": "x"}, {"n_tuned": 10**9},
                                    {"scheme": "IOB9"}, {"model": {"hidden_size": "big"}}])
-def test_exported_file_with_forged_metadata_is_refused(tiny_model, tmp_path, forge):
+def test_exported_file_with_forged_metadata_is_refused(exported, tmp_path, forge):
     import zipfile
 
-    pt = tmp_path / "m.pt"
-    assert cli("export", str(tiny_model), str(pt)).returncode == 0
+    pt = exported
     forged = tmp_path / "forged.pt"
     with zipfile.ZipFile(pt) as src, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as dst:
         for item in src.infolist():
