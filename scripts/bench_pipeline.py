@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--workers", default="", help="comma-separated worker counts to time through the CLI")
     ap.add_argument("--skip-model", action="store_true", help="only the CLI timings")
+    ap.add_argument("--ray", type=int, default=0, help="also time `--ray local --workers N` (JSONL shards)")
     ap.add_argument("--in-process", action="store_true", help="also time the in-process path (with --profile: profile it)")
     args = ap.parse_args()
 
@@ -64,6 +65,8 @@ def main() -> None:
         if args.workers:
             for w in map(int, args.workers.split(",")):
                 _time_cli(args.model, src, Path(tmp) / f"w{w}.jsonl", w, args.threads, n_tok, size)
+        if args.ray:
+            _time_cli(args.model, src, Path(tmp) / "shards", args.ray, args.threads, n_tok, size, ["--ray", "local"])
         if args.skip_model:
             return
         # the same sentences, split beforehand: what the network side alone costs
@@ -121,12 +124,12 @@ def _tree_rss_mb(root: int) -> float:
     return sum(rss.get(p, 0) for p in tree) / 2**20
 
 
-def _time_cli(model, src, dst, workers, threads, n_tok, size) -> None:
+def _time_cli(model, src, dst, workers, threads, n_tok, size, extra=()) -> None:
     import subprocess
     import threading
 
-    cmd = [sys.executable, "-m", "nertool.cli", "tag", model, str(src), "-o", str(dst), "--workers", str(workers)]
-    if workers == 1:
+    cmd = [sys.executable, "-m", "nertool.cli", "tag", model, str(src), "-o", str(dst), "--workers", str(workers), *extra]
+    if workers == 1 and not extra:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
@@ -143,7 +146,7 @@ def _time_cli(model, src, dst, workers, threads, n_tok, size) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed")
     wall = time.perf_counter() - t0
     sampler.join()
-    print(f"nertool tag --workers {workers}{f' --threads {threads}' if workers == 1 else ''}: "
+    print(f"nertool tag {' '.join(extra) + ' ' if extra else ''}--workers {workers}{f' --threads {threads}' if workers == 1 and not extra else ''}: "
           f"{n_tok / wall:,.0f} tokens/s, {size / 2**20 / wall:.2f} MB/s ({wall:.1f}s wall, process start and "
           f"model loading included); peak RSS of all its processes {peak[0]:,.0f} MB", flush=True)
 
