@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import sys
 import time
 import warnings
@@ -378,11 +377,11 @@ def tag_cmd(
         raise NertoolError("--nbest needs --format jsonl")
     opts = TagOptions(input_format.value, fmt.value, nbest, batch_size, not no_scores, token_column, encoding, lang, skip_bad)
     jobs = plan(specs, output, fmt.value)
+    if ray is not None:
+        return _tag_ray(model, [j.source for j in jobs], output, opts, ray, workers, device)
     todo = [j for j in jobs if force or j.target is None or not j.target.exists() or len(jobs) == 1]
     if len(todo) < len(jobs):
         err.print(f"skipping {len(jobs) - len(todo)} input(s) whose output exists (--force redoes them)", highlight=False)
-    if ray is not None:
-        return _tag_ray(model, specs, output, opts, ray, workers, device)
     workers = workers or default_workers(sum(Path(j.source).stat().st_size for j in todo if j.source != "-"))
     if workers == 1:
         from .tagger import Tagger
@@ -406,10 +405,10 @@ def tag_cmd(
         err.print(f"[yellow]warning:[/] skipped {bad.count} bad line(s); the first: {bad.first}", highlight=False, soft_wrap=True)
 
 
-def _tag_ray(model: str, specs: list[str], output: Path | None, opts, address: str, workers: int, device: str) -> None:
+def _tag_ray(model: str, sources: list[str], output: Path | None, opts, address: str, workers: int, device: str) -> None:
     from .fileio import is_nonempty_dir
-    from .pipeline import expand_inputs
     from .raydata import tag_with_ray
+    from .workers import available_cores
 
     if output is None:
         raise NertoolError("--ray writes JSONL shards: give an output directory with -o DIR")
@@ -417,10 +416,9 @@ def _tag_ray(model: str, specs: list[str], output: Path | None, opts, address: s
         raise NertoolError(f"{output}: --ray needs a new or empty output directory")
     if opts.output_format not in ("jsonl", "docs"):
         raise NertoolError("--ray writes --format jsonl or docs")
-    sources = [src for src, _ in expand_inputs(specs)]
     if "-" in sources:
         raise NertoolError("--ray reads files, not standard input")
-    tag_with_ray(sources, str(output), model, opts, address, workers or os.cpu_count() or 1, device)
+    tag_with_ray(sources, str(output), model, opts, address, workers or available_cores(), device)
     shards = sorted(output.glob("*.jsonl"))
     err.print(f"wrote {len(shards)} shard(s) to {output}", highlight=False)
 

@@ -5,6 +5,7 @@ Conventions (as in pytorch-crf): ``transitions[i, j]`` scores tag ``j`` followin
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -94,7 +95,7 @@ def forward_backward(
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
     t_max = float(transitions.max())
-    if not torch.isfinite(torch.tensor(t_max)):
+    if not math.isfinite(t_max):
         t_max = 0.0
     exp_trans = torch.exp(transitions - t_max)  # shape: (num_tags, num_tags), entries in [0, 1]
     trans_t = transitions.t().contiguous()

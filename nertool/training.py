@@ -27,7 +27,7 @@ from .conll import Corpus, Sentence, load_corpus
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, is_nonempty_dir
 from .model import BiLstmCrf
 from .plot import write_training_plot
 from .tagger import torch_device
@@ -225,6 +225,11 @@ class LoopState:
                 tensors[f"ema.{i}"] = t.contiguous().cpu()
         tensors["rng.torch"] = torch.get_rng_state()
         atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
+        self.save_json(out, o)
+
+    def save_json(self, out: Path, o: Optimisation) -> None:
+        """Write the JSON half of the snapshot alone (the tensors of the same step are on disk)."""
+        opt_state = o.opt.state_dict()
         version, internal, gauss = o.rng.getstate()
         state = {
             **asdict(self),
@@ -237,10 +242,12 @@ class LoopState:
         atomic_write_text(out / STATE_JSON, json.dumps(state))
 
     @classmethod
-    def load(cls, out: Path, model: BiLstmCrf, o: Optimisation) -> "LoopState":
-        """Read the snapshot in ``out`` into ``model`` and ``o``; returns the loop state."""
+    def load(cls, out: Path, model: BiLstmCrf, o: Optimisation, state: dict[str, Any] | None = None) -> "LoopState":
+        """Read the snapshot in ``out`` into ``model`` and ``o``; returns the loop state. ``state``:
+        its JSON half when the caller has read it already (:meth:`peek`)."""
+        if state is None:
+            state = cls.peek(out)
         try:
-            state = json.loads((out / STATE_JSON).read_text(encoding="utf-8"))
             tensors = st_load((out / STATE_TENSORS).read_bytes())
         except FileNotFoundError as e:
             raise NertoolError(f"{out}: cannot resume, no training state ({Path(e.filename).name} missing)") from None
@@ -363,7 +370,7 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
     """Create the run directory, refusing to train a new run into a non-empty one unless ``force``."""
     if out.exists() and not out.is_dir():
         raise NertoolError(f"{out}: exists and is not a directory; --out names a run directory")
-    if not resume and out.is_dir() and any(out.iterdir()) and not force:
+    if not resume and is_nonempty_dir(out) and not force:
         what = "holds a run" if (out / "config.json").exists() else "is not empty"
         raise NertoolError(f"{out}: {what}; choose a new --out, --resume it, or --force to replace its run "
                            "files (other files are left alone)")
@@ -442,8 +449,9 @@ def train(
     state = LoopState(config=config.to_dict(), corpus=corpus_fp)
     best_state = None
     if resume:
-        check_resumable(out, LoopState.peek(out), config, corpus_fp)  # before any tensor is loaded
-        state = LoopState.load(out, model, o)
+        saved = LoopState.peek(out)
+        check_resumable(out, saved, config, corpus_fp)  # before any tensor is loaded
+        state = LoopState.load(out, model, o, saved)
         state.corpus = corpus_fp
         t0 -= state.elapsed
         reporter.message(f"resuming {out} after epoch {state.epoch}")
@@ -466,7 +474,7 @@ def train(
                 stopped_by = reason
                 break
         state.stopped_by = stopped_by
-        state.save(out, model, o)  # a finished run is not resumed by mistake
+        state.save_json(out, o)  # a finished run is not resumed by mistake
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     except Diverged as e:

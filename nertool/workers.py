@@ -159,8 +159,11 @@ class WorkerPool:
 def default_workers(total_bytes: int) -> int:
     """The workers ``--workers 0`` means: one per core for inputs of 4 MiB or more, else one (a
     worker takes a second or two to start)."""
-    if total_bytes < 4 << 20:
-        return 1
+    return 1 if total_bytes < 4 << 20 else available_cores()
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

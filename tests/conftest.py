@@ -33,3 +33,14 @@ def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
                  train=base.train.replace(epochs=8, batch_size=8, lr=0.01, patience=0, threads=1))
     train(corpus, cfg, out)
     return out
+
+
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds have passed; returns its last
+    value (for tests that wait on a subprocess)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (ok := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return bool(ok)

@@ -6,10 +6,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from typer.testing import CliRunner
 
 from nertool.cli import app
@@ -123,10 +123,7 @@ def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
     out = tmp_path / "out.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
                           "--workers", "1", "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob(".out.jsonl.*")):
-        time.sleep(0.05)
-    assert list(tmp_path.glob(".out.jsonl.*")), "tagging must have begun writing"
+    assert wait_until(lambda: list(tmp_path.glob(".out.jsonl.*")), 120), "tagging must have begun writing"
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 128 + signal.SIGTERM
     assert not list(tmp_path.glob(".out.jsonl.*")) and not out.exists()
@@ -136,9 +133,7 @@ def test_ctrl_c_during_training_exits_130_keeping_the_model(tmp_path):
     out = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", *train_args(out), "--epochs", "500", "--patience", "0"],
                          env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out / "model.safetensors").exists():
-        time.sleep(0.05)
+    wait_until((out / "model.safetensors").exists, 120)
     p.send_signal(signal.SIGINT)
     assert p.wait(60) == 130
     assert (out / "model.safetensors").exists()

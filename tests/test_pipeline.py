@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,9 +117,7 @@ def test_many_inputs_killed_and_rerun_give_every_record_once(tiny_model, tmp_pat
     out = tmp_path / "out"
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
                           "--threads", "1", "--batch-size", "16"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list(out.rglob("*.jsonl")):
-        time.sleep(0.01)
+    wait_until(lambda: list(out.rglob("*.jsonl")), 240, interval=0.01)
     p.send_signal(signal.SIGKILL)
     p.wait()
     done = list(out.rglob("*.jsonl"))
@@ -181,6 +180,14 @@ def test_cli_workers_match_one_process_and_bad_line_names_file(tiny_model, tmp_p
     assert not (tmp_path / "o.jsonl").exists() and not list(tmp_path.glob(".o.jsonl*"))
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -199,19 +206,17 @@ def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
     src.write_text(_paragraphs(30000))
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o",
                           str(tmp_path / "out.jsonl"), "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
     kids: list[int] = []
-    while time.monotonic() < deadline and len(kids) < 2:
-        kids = [k for k in _children(p.pid) if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()]
-        time.sleep(0.1)
-    assert len(kids) >= 2, "the workers must have started"
+
+    def workers_started():
+        kids[:] = [k for k in _children(p.pid) if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        return len(kids) >= 2
+
+    assert wait_until(workers_started, 120, interval=0.1), "the workers must have started"
     time.sleep(1.0)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] for k in kids):
-        time.sleep(0.2)
-    assert not any(Path(f"/proc/{k}").exists() and "Z" not in Path(f"/proc/{k}/stat").read_text().rsplit(")", 1)[1].split()[0] for k in kids)
+    assert wait_until(lambda: not any(_running(k) for k in kids), 30, interval=0.2)
     assert not (tmp_path / "out.jsonl").exists()
 
 
