@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchcrf import CRF
@@ -177,7 +178,9 @@ class Emitter(nn.Module):
     def from_features(self, words: torch.Tensor, per_word: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Emissions from word ids and precomputed :meth:`word_features` rows (``char_index``
         points each token at its row)."""
-        x = torch.cat([self.embed_words(words), per_word[char_index]], dim=2)
+        # an embedding lookup, not per_word[char_index]: its backward sums a row's gradients in a fixed
+        # order, where indexing's accumulates them in thread order (weights would vary run to run)
+        x = torch.cat([self.embed_words(words), F.embedding(char_index, per_word)], dim=2)
         x = self.dropout(x)  # shape: (batch, seq_len, input_dim)
         lengths = mask.sum(1)
         if bool((lengths == words.shape[1]).all()):  # no padding: no packing needed

@@ -44,3 +44,27 @@ def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
     while not (ok := condition()) and time.monotonic() < deadline:
         time.sleep(interval)
     return bool(ok)
+
+
+def write_synthetic_corpus(path: Path, sentences: int, length: int = 24, seed: int = 0) -> Path:
+    """A CoNLL file of ``sentences`` sentences of ``length`` tokens drawn from a few dozen words
+    (so words repeat within a batch), tagged PER / LOC / O in IOB2."""
+    import random
+
+    rng = random.Random(seed)
+    people = ["Anna", "Boris", "Chen", "Dmitri", "Erin", "Farah", "Goran", "Hiro"]
+    places = ["Oslo", "Lima", "Quito", "Accra", "Hanoi", "Perth", "Turin", "Omsk"]
+    other = ["the", "met", "in", "and", "visited", "with", "from", "today", "a", "city", "said", "of", "to", "near"]
+    lines = []
+    for _ in range(sentences):
+        for _ in range(length):
+            kind = rng.random()
+            if kind < 0.15:
+                lines.append(f"{rng.choice(people)} B-PER")
+            elif kind < 0.3:
+                lines.append(f"{rng.choice(places)} B-LOC")
+            else:
+                lines.append(f"{rng.choice(other)} O")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
