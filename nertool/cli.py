@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
@@ -339,7 +340,21 @@ def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
     return "en", args
 
 
-@app.command("tag")
+class _MetavarUsage(typer.core.TyperCommand):
+    """A command whose usage line shows an argument's metavar as written (``[MODEL] INPUT...``);
+    typer would wrap a required one in braces."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                pieces.append(param.metavar + ("..." if param.nargs != 1 else ""))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+@app.command("tag", cls=_MetavarUsage)
 @_user_errors
 def tag_cmd(
     args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT", show_default=False, help="Model directory, exported .pt file or bundled name (default: en), then input files, directories or globs (- for stdin).")],

@@ -207,6 +207,13 @@ def test_train_help_shows_the_defaults():
         assert f"(default: {value})" in r.output, value
 
 
+def test_tag_usage_line_reads_model_then_inputs():
+    for args in (["tag", "--help"], ["tag"]):
+        r = runner.invoke(app, args, env={"COLUMNS": "200"})
+        usage = next(l for l in r.output.splitlines() if "Usage:" in l)
+        assert usage.split("Usage:")[1].split() == ["nertool", "tag", "[OPTIONS]", "[MODEL]", "INPUT..."], usage
+
+
 def test_resume_checks_corpus_options_and_a_finished_run(tmp_path):
     out = tmp_path / "run"
     assert cli(*train_args(out, "--epochs", "2")).returncode == 0
