@@ -104,6 +104,10 @@ def unpack4(codes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return levels.float().gather(1, c.t()).t().contiguous()
 
 
+def _exact_in_half(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and bool(torch.equal(t.half().float(), t))
+
+
 def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, pack: bool = False) -> None:
     """Write the bundle; each file is replaced atomically. ``half`` stores floating-point weights
     as float16 (loading casts them back to float32); ``pack`` stores the pretrained vectors of
@@ -120,6 +124,8 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, p
         state[PRETRAINED] = table[: m.n_tuned].contiguous()
     if half:
         state = {k: v.half() if v.is_floating_point() and k not in PACKED else v for k, v in state.items()}
+    elif _exact_in_half(state[PRETRAINED]):  # vectors rounded to float16 before training: stored at no loss
+        state[PRETRAINED] = state[PRETRAINED].half()
     atomic_write_bytes(d / "model.safetensors", st_save(state))
     bundle.words.save(d / "words.json")
     bundle.chars.save(d / "chars.json")
@@ -194,6 +200,21 @@ def load_model(directory: str | Path) -> ModelBundle:
         raise ModelError(f"{d}: vocabulary sizes do not match config.json")
     meta = {k: v for k, v in c.items() if k not in STRUCTURAL}
     return ModelBundle(model, words, chars, c["scheme"], c["internal_scheme"], meta)
+
+
+def compact_model(source: str | Path, out: str | Path, keep_words: int | None = None, pack: bool = True) -> ModelBundle:
+    """Write a smaller copy of the model directory ``source`` to ``out``: trained corrections
+    folded in (:func:`compact`), ``keep_words`` of the words known only to the pretrained vectors
+    (the most frequent; all when None), float16 weights, and with ``pack`` those words' vectors
+    as 4-bit codes. Returns the compacted bundle as loaded back from ``out``."""
+    bundle = load_model(source)
+    if not bundle.model.emitter.has_pretrained:
+        raise ModelError(f"{source}: has no pretrained embeddings, so there is nothing to compact")
+    extra = len(bundle.words) - bundle.model.n_tuned
+    small = compact(bundle, extra if keep_words is None else min(keep_words, extra))
+    small.meta["compacted"] = {"from": str(source), "extra_words": len(small.words) - bundle.model.n_tuned, "packed": pack}
+    save_model(out, small, half=True, pack=pack)
+    return load_model(out)
 
 
 def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:

@@ -220,6 +220,7 @@ def train_cmd(
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default)." + _default("train", "threads"))] = None,
     device: Annotated[str, typer.Option(help="Where to train: cpu, cuda or cuda:N (the saved model is the same).")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, replacing the run files there (config.json, model.safetensors, ...); other files are left alone.")] = False,
+    nproc: Annotated[int, typer.Option("--nproc", help="Train on N processes of this machine (DistributedDataParallel via torchrun; gloo on CPU, nccl on GPUs). --batch-size is per process: the global batch is N times it.", min=1)] = 1,
 ):
     """Train a Bi-LSTM-CRF tagger and save the best model (by dev span F1) to --out.
 
@@ -227,10 +228,17 @@ def train_cmd(
       nertool train train.txt --dev valid.txt --test test.txt --embeddings glove-6b-50d --out runs/en
     """
     from .conll import load_corpus
-    from .training import train
+    from .distributed import check_backend, init_group, launched_by_torchrun, rank_device, restarted
+    from .training import STATE_JSON, SilentReporter, train
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
+    if nproc > 1 and not launched_by_torchrun():
+        check_backend(device)
+        raise typer.Exit(_torchrun(nproc))
+    # torchrun --max-restarts after a failure: the same command again, which goes on from the last epoch
+    auto_resume = out_dir is not None and restarted() and (out_dir / STATE_JSON).exists()
+    force = force or (out_dir is not None and restarted())
     if resume is not None:
         options = locals()
         given = [f"--{'format' if n == 'fmt' else n.replace('_', '-')}" for n in TRAIN_OPTIONS if options.get(n) is not None]
@@ -240,23 +248,52 @@ def train_cmd(
             raise NertoolError(f"--resume continues the run with its saved configuration; {', '.join(given)} "
                                "would not be applied: drop them (or start a new run)")
     cfg = _resumed_config(resume) if resume is not None else config_from_options(config, locals())
-    c = load_corpus(corpus, dev, test, cfg.data)
-    if resume is None and "dev" not in c.splits and not cfg.train.dev_fraction:
-        err.print("[yellow]warning:[/] no --dev set: nothing selects the best epoch or stops early; the last "
-                  "epoch's model is kept (--dev-fraction 0.1 holds out a tenth of train as dev)", highlight=False, soft_wrap=True)
-    sizes = {k: len(v) for k, v in c.splits.items()}
-    err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels", highlight=False, soft_wrap=True)
-    info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
-            "sentences": sizes, "scheme": c.scheme}
-    reporter = RichReporter(err)
+    group = init_group(device)
     try:
-        result = train(c, cfg, resume or out_dir, reporter, corpus_info=info, resume=resume is not None, device=device,
-                       force=force)
+        c = group.agree(lambda: load_corpus(corpus, dev, test, cfg.data))  # bad input on any rank stops all, now
+        main = group.is_main
+        if main and resume is None and "dev" not in c.splits and not cfg.train.dev_fraction:
+            err.print("[yellow]warning:[/] no --dev set: nothing selects the best epoch or stops early; the last "
+                      "epoch's model is kept (--dev-fraction 0.1 holds out a tenth of train as dev)", highlight=False, soft_wrap=True)
+        sizes = {k: len(v) for k, v in c.splits.items()}
+        if main:
+            where = f", {group.world} processes ({group.backend})" if group.distributed else ""
+            err.print(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels{where}", highlight=False, soft_wrap=True)
+        info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
+                "sentences": sizes, "scheme": c.scheme}
+        reporter = RichReporter(err) if main else SilentReporter()
+        try:
+            result = train(c, cfg, resume or out_dir, reporter, corpus_info=info, resume=resume is not None or auto_resume,
+                           device=rank_device(group, device), force=force, group=group)
+        finally:
+            if main:
+                reporter.stop()
     finally:
-        reporter.stop()
+        group.close()
+    if not main:
+        return
     _print_summary(result)
     if result.stopped_by == "interrupt":
         raise typer.Exit(130)  # as a shell reports Ctrl-C; the best model so far is saved
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this same command line under torchrun on ``nproc`` local processes; its exit code."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "nertool", *argv]
+    try:
+        return subprocess.run(cmd).returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 def _resumed_config(run: Path):
@@ -541,6 +578,33 @@ def export_cmd(
         raise NertoolError(f"{output}: would write over the model being exported ({src}); choose a path outside it")
     path = export(load(model), output)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
+
+
+@app.command("compact")
+@_user_errors
+def compact_cmd(
+    model: Annotated[str, typer.Argument(help="Model (run) directory trained with pretrained embeddings.")],
+    output: Annotated[Path, typer.Argument(help="New model directory to write.", file_okay=False)],
+    keep_words: Annotated[Optional[int], typer.Option(help="Of the words known only to the pretrained vectors, keep the N most frequent (default: all); the others tag as unknown words.", min=0)] = None,
+    pack: Annotated[bool, typer.Option("--pack/--no-pack", help="Store those words' vectors as 4-bit codes (8x smaller, slightly lossy) or in float16.")] = True,
+):
+    """Write a smaller copy of a model: trained corrections folded into the pretrained vectors,
+    float16 weights, optionally fewer words and 4-bit codes. Check it with nertool evaluate.
+
+    Examples:
+      nertool compact runs/en runs/en-small
+      nertool compact runs/en runs/en-50k --keep-words 50000
+    """
+    from .checkpoint import compact_model
+    from .fileio import is_nonempty_dir
+    from .locate import resolve_model
+
+    src = resolve_model(model).resolve()
+    if output.resolve() == src or is_nonempty_dir(output) or (output.exists() and not output.is_dir()):
+        raise NertoolError(f"{output}: choose a new or empty directory for the compacted model")
+    small = compact_model(src, output, keep_words, pack)
+    size = lambda d: sum(f.stat().st_size for f in Path(d).iterdir() if f.is_file()) / 2**20  # noqa: E731
+    err.print(f"wrote {output}: {size(output):.1f} MB (from {size(src):.1f} MB), {len(small.words)} words", highlight=False)
 
 
 @app.command("corpora")

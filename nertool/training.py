@@ -20,10 +20,11 @@ from safetensors.torch import save as st_save
 
 from . import __version__
 from . import tags as tagmod
-from .batching import Encoded, Encoder
+from .batching import Encoded, Encoder, length_buckets
 from .checkpoint import ModelBundle, read_config, save_model
 from .config import Config, TrainConfig
 from .conll import Corpus, Sentence, load_corpus
+from .distributed import SOLO, Group
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
@@ -143,6 +144,8 @@ def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels:
             if row is not None:
                 has[i] = True
                 table[i] = torch.from_numpy(pre_vecs[row])
+        if mc.pretrained_precision == "float16":  # trained on exactly what the model file stores
+            table = table.half().float()
         model.init_embeddings(table, has)
         reporter.message(f"pretrained vectors for {int(has[: words.n_tuned].sum())}/{words.n_tuned} training words, {len(words)} words in all")
     else:
@@ -301,30 +304,61 @@ class Diverged(NertoolError):
     """The training loss became infinite or NaN."""
 
 
+class _Loss(torch.nn.Module):
+    """The model's training loss as a ``forward``, for DistributedDataParallel to wrap."""
+
+    def __init__(self, model: BiLstmCrf):
+        super().__init__()
+        self.model = model
+
+    def forward(self, words, chars, char_index, mask, tags) -> torch.Tensor:
+        return self.model.loss(words, chars, char_index, mask, tags)
+
+
 def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequence[Encoded], tc: TrainConfig,
-              device: torch.device, epoch: int, reporter: Reporter) -> dict[str, Any]:
-    """One pass over the shuffled training batches; returns the epoch's record (mean loss, lr, time)."""
+              device: torch.device, epoch: int, reporter: Reporter, group: Group = SOLO,
+              step: torch.nn.Module | None = None) -> dict[str, Any]:
+    """One pass over the shuffled training batches; returns the epoch's record (mean loss, lr, time).
+
+    With several processes (``group``), every rank draws the same length-bucketed batches of
+    ``batch_size * world`` sentences and trains on its share of each (every world-th sentence);
+    each share's loss is weighted so that the all-reduced gradient is that of the whole batch's
+    mean loss, as one process with that batch size would compute it. ``step`` is the
+    DistributedDataParallel-wrapped loss."""
     model.train()
     e0 = time.monotonic()
     total, n = 0.0, 0
     params = [p for g in o.opt.param_groups for p in g["params"]]
-    for batch in encoder.batches(items, tc.batch_size, shuffle=True, rng=o.rng):
-        batch = batch.to(device)
+    if group.distributed:  # dropout masks: different on every rank, the same after a resume
+        torch.manual_seed(tc.seed * 100_003 + epoch * 1_009 + group.rank)
+    lengths = [len(e.words) for e in items]
+    for whole in length_buckets(lengths, tc.batch_size * group.world, shuffle=True, rng=o.rng):
+        part = whole[group.rank::group.world]
+        # DDP averages gradients over ranks: scaling by world * share / batch makes that the batch mean
+        weight = len(part) * group.world / len(whole)
+        if not part:  # a last batch smaller than the world: this rank still joins the all-reduce
+            part, weight = whole[:1], 0.0
+        batch = encoder.collate([items[i] for i in part], part).to(device)
         o.opt.zero_grad(set_to_none=True)
-        loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+        if step is None:
+            loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+        else:
+            loss = step(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
         value = loss.item()
         if not math.isfinite(value):
             raise Diverged(f"training diverged in epoch {epoch} (loss {value}); try a lower --lr")
-        loss.backward()
+        (loss * weight if weight != 1.0 else loss).backward()
         if tc.clip:
             torch.nn.utils.clip_grad_norm_(params, tc.clip)
         o.opt.step()
         if o.ema is not None:
             o.ema.update()
-        total += value * len(batch.index)
-        n += len(batch.index)
+        if weight:
+            total += value * len(part)
+            n += len(part)
         reporter.step(epoch, value)
     o.sched.step()
+    total, n = group.sum(total, n)
     return {"epoch": epoch, "loss": total / max(n, 1), "lr": o.opt.param_groups[0]["lr"],
             "epoch_seconds": round(time.monotonic() - e0, 2)}
 
@@ -406,6 +440,9 @@ def finish(bundle: ModelBundle, out: Path, test_sents: Sequence[Sentence] | None
     return test_scores
 
 
+STOP_REASONS = (None, "patience", "time")
+
+
 def train(
     corpus: "Corpus | datasets.DatasetDict | str | Path",
     config: Config,
@@ -415,71 +452,103 @@ def train(
     resume: bool = False,
     device: str = "cpu",
     force: bool = False,
+    group: Group = SOLO,
 ) -> TrainResult:
     """Train on ``corpus['train']``, select the best epoch by dev span F1, save the best model to
     ``out_dir`` (with ``metrics.jsonl`` and a resumable training state after every epoch), and
     score it on ``corpus['test']`` when present. With ``resume``, continue from the state in
-    ``out_dir``: the run ends as an uninterrupted one with the same seed would (on CPU). ``device``
+    ``out_dir``: the run ends as an uninterrupted one with the same seed would. ``device``
     (``cpu``, ``cuda``, ``cuda:N``) is where the model trains; the saved model is the same format.
     A new run needs a new or empty ``out_dir``; with ``force``, the files of a run in it are
-    replaced as the new run writes them, and other files are left alone."""
+    replaced as the new run writes them, and other files are left alone.
+
+    ``group`` (:func:`nertool.distributed.init_group`) makes this one of several processes
+    (torchrun): gradients are all-reduced, and rank 0 alone evaluates, saves and decides when to
+    stop; with ``resume`` every rank reads the state in ``out_dir`` (a shared file system)."""
     reporter = reporter or SilentReporter()
     if not isinstance(corpus, Corpus):  # a DatasetDict, or a training file's path
         corpus = load_corpus(corpus, data=config.data)
     tc = config.train
     out = Path(out_dir)
-    prepare_run_dir(out, resume, force)
+    group.agree(lambda: prepare_run_dir(out, resume, force) if group.is_main else None)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    elif group.distributed and group.backend == "gloo":  # share the cores among this machine's ranks
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", group.world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     rng = seed_everything(tc.seed)
     t0 = time.monotonic()
 
     train_sents, dev_sents = split_dev(corpus, tc)
     test_sents = corpus.sentences("test") if "test" in corpus.splits else None
-    bundle = build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter)
+    corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
+    group.agree(lambda: [group.check_same(f"{k} sentences", v) for k, v in corpus_fp.items()])
+    bundle = group.agree(lambda: build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter))
     bundle.meta.update(corpus=corpus_info or {}, train=tc.to_dict(), data=config.data.to_dict(),
                        trained_with=f"nertool {__version__}")
+    if group.distributed:
+        bundle.meta["distributed"] = {"processes": group.world, "backend": group.backend,
+                                      "global_batch_size": tc.batch_size * group.world}
     where = torch_device(device)
     model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
     items = _encode_split(bundle, encoder, train_sents)
     o = Optimisation.create(model, tc, rng)
 
-    corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
     state = LoopState(config=config.to_dict(), corpus=corpus_fp)
     best_state = None
     if resume:
-        saved = LoopState.peek(out)
-        check_resumable(out, saved, config, corpus_fp)  # before any tensor is loaded
-        state = LoopState.load(out, model, o, saved)
+        def load_state() -> LoopState:
+            saved = LoopState.peek(out)
+            check_resumable(out, saved, config, corpus_fp)  # before any tensor is loaded
+            return LoopState.load(out, model, o, saved)
+
+        state = group.agree(load_state)
         state.corpus = corpus_fp
         t0 -= state.elapsed
         reporter.message(f"resuming {out} after epoch {state.epoch}")
-        if state.best_epoch:
+        if state.best_epoch and group.is_main:
             best_state = st_load((out / "model.safetensors").read_bytes())
+    step = None
+    if group.distributed:
+        from torch.nn.parallel import DistributedDataParallel
 
-    reporter.start(tc.epochs, math.ceil(len(items) / tc.batch_size))
+        # the pretrained table is a constant buffer: never re-broadcast it
+        step = DistributedDataParallel(_Loss(model), device_ids=[where.index] if where.type == "cuda" else None,
+                                       broadcast_buffers=False)
+
+    reporter.start(tc.epochs, math.ceil(len(items) / (tc.batch_size * group.world)))
     stopped_by = "epochs"
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
-            record = run_epoch(model, o, encoder, items, tc, where, epoch, reporter)
-            _, kept = evaluate_and_keep(bundle, o, state, record, dev_sents, tc, device, out)
-            best_state = kept or best_state
-            record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
-            state.epoch, state.elapsed = epoch, time.monotonic() - t0
-            log_epoch(out, state, record, model, o)
-            reporter.epoch_end(record)
-            reason = stop_reason(state, tc, time.monotonic() - t0)
+            record = run_epoch(model, o, encoder, items, tc, where, epoch, reporter, group, step)
+            reason = None
+            if group.is_main:
+                _, kept = evaluate_and_keep(bundle, o, state, record, dev_sents, tc, device, out)
+                best_state = kept or best_state
+                record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
+                state.epoch, state.elapsed = epoch, time.monotonic() - t0
+                log_epoch(out, state, record, model, o)
+                reporter.epoch_end(record)
+                reason = stop_reason(state, tc, time.monotonic() - t0)
+            else:
+                state.epoch = epoch
+                state.history.append(record)
+            reason = STOP_REASONS[group.decide(STOP_REASONS.index(reason))]  # rank 0 decides for all
             if reason:
                 stopped_by = reason
                 break
         state.stopped_by = stopped_by
-        state.save_json(out, o)  # a finished run is not resumed by mistake
+        if group.is_main:
+            state.save_json(out, o)  # a finished run is not resumed by mistake
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     except Diverged as e:
         kept = f"; the best model so far (epoch {state.best_epoch}) is kept in {out}" if state.best_epoch else ""
         raise Diverged(f"{e}{kept}") from None
+    if not group.is_main:
+        return TrainResult(out_dir=out, best_epoch=0, best_dev_f1=None, epochs_run=len(state.history),
+                           seconds=time.monotonic() - t0, test=None, history=state.history, stopped_by=stopped_by)
     if best_state is None:
         raise NertoolError("training stopped before the first epoch ended; nothing was saved")
     model.load_state_dict(best_state)

@@ -281,3 +281,38 @@ def test_exported_file_with_forged_metadata_is_refused(exported, tmp_path, forge
     p = tmp_path / "a.txt"
     p.write_text("Anna Berg visited Oslo .\n")
     one_line_error(cli("tag", str(forged), str(p)), "forged.pt")
+
+
+def test_pretrained_rows_are_stored_compactly_and_compact_shrinks_a_run(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from nertool.checkpoint import load_model
+    from nertool.evaluate import predict
+
+    g = torch.Generator().manual_seed(3)
+    letters = "abcdefghijklmnop"
+    words = ["paris", "oslo", "lima"] + [f"x{a}{b}{c}" for a in letters for b in letters for c in letters[:16]]
+    vecs = torch.randn(len(words), 20, generator=g)
+    v = tmp_path / "v.txt"
+    v.write_text("".join(w + " " + " ".join(f"{x:.6f}" for x in row.tolist()) + "\n" for w, row in zip(words, vecs)))
+    run, small = tmp_path / "run", tmp_path / "small"
+    r = cli(*train_args(run, "--embeddings", str(v)))
+    assert r.returncode == 0, r.stderr
+    state = load_file(run / "model.safetensors")
+    assert state["emitter.pretrained"].dtype == torch.float16  # 2 bytes a value, not 4
+    bundle = load_model(run)
+    table = bundle.model.emitter.pretrained
+    assert table.dtype == torch.float32 and table.shape == (len(bundle.words), 20)
+    assert torch.equal(table[-1], vecs[words.index(bundle.words.ids_to_words()[-1])].half().float())
+
+    r = cli("compact", str(run), str(small), "--keep-words", "100")
+    assert r.returncode == 0 and "wrote" in r.stderr, r.stderr
+    compacted = load_model(small)
+    assert len(compacted.words) == bundle.model.n_tuned + 100
+    size = lambda d: sum(f.stat().st_size for f in d.iterdir())  # noqa: E731
+    assert size(small) < size(run) / 5
+    sents = [line.split()[0] for line in (SAMPLE / "test.conll").read_text().splitlines() if line.strip()]
+    assert len(predict(compacted, [sents[:30]])[0]) == 30
+    one_line_error(cli("compact", str(run), str(small)), str(small))  # not over an existing model
+    one_line_error(cli("compact", str(tmp_path / "nope"), str(tmp_path / "x")), "nope")
