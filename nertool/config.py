@@ -22,6 +22,7 @@ CHAR_ENCODERS = ("cnn", "lstm", "none")
 RNNS = ("lstm", "gru")
 DROPOUT_MASKS = ("token", "sequence")
 PRECISIONS = ("float16", "float32")
+ATTENTION_COMBINES = ("residual", "concat")
 OPTIMIZERS = ("adam", "sgd")
 INTERNAL_SCHEMES = ("BIOES", "same")
 EVAL_MODES = ("default", "strict")  # seqeval: default (conlleval-compatible) or strict
@@ -133,6 +134,12 @@ class ModelConfig(_Strict):
     # the frozen pretrained vectors, as training sees them and the model stores them: float16
     # halves the saved table (400k GloVe words: 40 MB, not 80) at no loss (measured in BENCHMARKS.md)
     pretrained_precision: str = "float16"  # float16 | float32
+    # masked multi-head self-attention over the Bi-LSTM states, before the emission layer
+    attention: bool = False
+    attention_heads: int = 4  # must divide 2 * hidden_size
+    attention_dropout: float = 0.1
+    attention_combine: str = "residual"  # residual: layer_norm(states + attention) | concat: [states; attention]
+    attention_window: int = 128  # a token attends to tokens at most this far away (all of a shorter sentence)
 
     def __post_init__(self):
         self._check_types()
@@ -140,6 +147,13 @@ class ModelConfig(_Strict):
         _choice("model.rnn", self.rnn, RNNS)
         _choice("model.dropout_mask", self.dropout_mask, DROPOUT_MASKS)
         _choice("model.pretrained_precision", self.pretrained_precision, PRECISIONS)
+        _choice("model.attention_combine", self.attention_combine, ATTENTION_COMBINES)
+        _positive("model.attention_heads", self.attention_heads)
+        _positive("model.attention_window", self.attention_window)
+        if self.attention and (2 * self.hidden_size) % self.attention_heads:
+            raise ConfigError(f"model.attention_heads ({self.attention_heads}) must divide 2 * hidden_size ({2 * self.hidden_size})")
+        if not isinstance(self.attention_dropout, (int, float)) or not 0 <= self.attention_dropout < 1:
+            raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
         for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
             _positive(f"model.{name}", getattr(self, name))
         for name in ("dropout", "word_dropout", "tuned_dropout"):

@@ -112,6 +112,56 @@ class SequenceDropout(nn.Module):
         return x * keep / (1.0 - self.p)
 
 
+class StateAttention(nn.Module):
+    """Masked multi-head self-attention over the recurrent states, combined with them:
+    (batch, seq_len, dim) and a bool mask (batch, seq_len) -> (batch, seq_len, out_dim).
+
+    A token attends to the real tokens at most ``window`` positions away; padding is never
+    attended to. A sentence of up to ``window + 1`` tokens is therefore attended to whole, and a
+    longer one in blocks of ``window`` queries against the keys they can see, so memory grows
+    linearly with its length."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, combine: str, window: int):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.concat = combine == "concat"
+        self.norm = nn.LayerNorm(dim) if not self.concat else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+        self.window = int(window)
+        self.out_dim = 2 * dim if self.concat else dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n = x.shape[1]
+        pad = ~mask  # shape: (batch, seq_len), True where nothing may attend
+        if n <= self.window + 1:
+            a, _ = self.attn(x, x, x, key_padding_mask=pad, need_weights=False)
+        else:
+            parts: list[torch.Tensor] = []
+            for s in range(0, n, self.window):
+                e = min(n, s + self.window)
+                k0, k1 = max(0, s - self.window), min(n, e + self.window)
+                q_pos = torch.arange(s, e, device=x.device).unsqueeze(1)
+                k_pos = torch.arange(k0, k1, device=x.device).unsqueeze(0)
+                far = (q_pos - k_pos).abs() > self.window  # shape: (block, keys)
+                kv = x[:, k0:k1]
+                a_s, _ = self.attn(x[:, s:e], kv, kv, key_padding_mask=pad[:, k0:k1], attn_mask=far, need_weights=False)
+                parts.append(a_s)
+            a = torch.cat(parts, dim=1)
+        a = a.masked_fill(pad.unsqueeze(2), 0.0)  # padding queries: zeros, not whatever softmax gave
+        if self.concat:
+            return torch.cat([x, self.drop(a)], dim=2)
+        return self.norm(x + self.drop(a))
+
+
+class NoAttention(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 class Emitter(nn.Module):
     """Word ids (batch, seq_len), the batch's distinct words' char ids (words, max_chars) with row
     0 empty, ``char_index`` (batch, seq_len) into those rows, and a bool mask (batch, seq_len)
@@ -146,7 +196,13 @@ class Emitter(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
         self.dropout = SequenceDropout(config.dropout) if config.dropout_mask == "sequence" else nn.Dropout(config.dropout)
-        self.emit = nn.Linear(2 * config.hidden_size, n_labels)
+        states = 2 * config.hidden_size
+        if config.attention:
+            self.attention = StateAttention(states, config.attention_heads, config.attention_dropout,
+                                            config.attention_combine, config.attention_window)
+        else:
+            self.attention = NoAttention(states)
+        self.emit = nn.Linear(self.attention.out_dim, n_labels)
 
     def embed_words(self, words: torch.Tensor) -> torch.Tensor:
         # words: (batch, seq_len) -> (batch, seq_len, dim)
@@ -189,6 +245,7 @@ class Emitter(nn.Module):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out_packed, _ = self.rnn(packed)
             out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=words.shape[1])
+        out = self.attention(out, mask)  # shape: (batch, seq_len, attention.out_dim)
         return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
 
 
