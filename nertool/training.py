@@ -312,7 +312,10 @@ class _Loss(torch.nn.Module):
         self.model = model
 
     def forward(self, words, chars, char_index, mask, tags) -> torch.Tensor:
-        return self.model.loss(words, chars, char_index, mask, tags)
+        loss = self.model.loss(words, chars, char_index, mask, tags)
+        # a batch of one-token sentences uses no transition score, and DDP needs a gradient (here
+        # zero) for every parameter in every step
+        return loss + 0.0 * self.model.crf.transitions.sum()
 
 
 def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequence[Encoded], tc: TrainConfig,

@@ -134,3 +134,12 @@ def test_missing_backend_is_one_line():
     sample = Path(__file__).resolve().parents[1] / "corpora" / "sample" / "train.conll"
     r = CliRunner().invoke(app, ["train", str(sample), "--out", "unused", "--nproc", "2", "--device", "cuda"])
     assert r.exit_code == 2 and "needs the nccl backend" in r.output and not Path("unused").exists()
+
+
+def test_a_batch_of_one_token_sentences_trains_on_two_processes(tmp_path):
+    corpus = tmp_path / "short.conll"
+    corpus.write_text("".join(f"{w} {t}\n\n" for w, t in [("Oslo", "B-LOC"), ("yes", "O"), ("Anna", "B-PER"), ("no", "O")] * 4)
+                      + "Anna B-PER\nmet O\nBoris B-PER\n")
+    r = nertool("train", str(corpus), "--out", str(tmp_path / "run"), "--epochs", "2", "--batch-size", "2",
+                "--hidden-size", "8", "--threads", "1", "--nproc", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
