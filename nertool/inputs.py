@@ -7,6 +7,7 @@ What a document is, by input format: ``text``, a paragraph (lines up to a blank 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -18,6 +19,7 @@ from typing import Any, BinaryIO
 from .conll import check_column, parse_columns
 from .errors import BadLines, DataFormatError, NertoolError
 from .fileio import clean_line
+from .segment import sentence_spans, sentence_tokens
 from .segment import sentences as split_text
 from .text import Token, tokenize
 
@@ -39,6 +41,7 @@ class Document:
     id: Any = None  # the JSONL record's id, when it has one
     rows: list[list[list[str]]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    first_sentence: int = 0  # in a part of a long document: the number of its first sentence
 
 
 def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
@@ -121,14 +124,22 @@ def _split(text: str, lang: str | None) -> list[list[Token]] | None:
     return None if lang is None else split_text(text, lang)
 
 
-def segment_documents(docs: Iterable[Document], lang: str = "en") -> list[Document]:
-    """``docs`` with the sentences of those not split yet filled in."""
-    out = []
+def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0) -> Iterator[Document]:
+    """``docs`` with the sentences of those not split yet filled in. With ``part`` > 0, a document
+    of more sentences is yielded in parts of ``part`` sentences (see ``Document.first_sentence``),
+    each tokenised only when it is reached, so a long paragraph is never held as tokens whole."""
     for d in docs:
-        if d.sentences is None:
-            d.sentences = split_text(d.text, lang)
-        out.append(d)
-    return out
+        if d.sentences is not None:
+            yield d
+            continue
+        spans = sentence_spans(d.text, lang)
+        if not part or len(spans) <= part:
+            d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
+            yield d
+            continue
+        for s in range(0, len(spans), part):
+            yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e))],
+                                      first_sentence=s)
 
 
 def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | None) -> Iterator[Document]:

@@ -3,6 +3,7 @@ Prodigy shape), CoNLL (input columns + predicted tag), inline markup. Every offs
 document's own text."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
@@ -29,10 +30,13 @@ def sentence_records(doc, results) -> Iterator[dict[str, Any]]:
     """One JSON object per sentence: the document it belongs to, its start/end in the document's
     text, tokens with offsets, tags, spans with scores (and n-best)."""
     ref = _doc_ref(doc)
+    line, pos = doc.line, 0  # line numbers counted on from the previous sentence: linear in the text
     for k, (sent, r) in enumerate(zip(doc.sentences, results)):
         a, b = sent[0].start, sent[-1].end
+        line += doc.text.count("\n", pos, a)
+        pos = a
         rec: dict[str, Any] = {
-            **ref, "sentence": k, "line": doc.line + doc.text.count("\n", 0, a), "start": a, "end": b,
+            **ref, "sentence": doc.first_sentence + k, "line": line, "start": a, "end": b,
             "text": doc.text[a:b], "tokens": [t.text for t in sent], "offsets": [[t.start, t.end] for t in sent],
             "tags": r.tags, "spans": _spans(doc, sent, r),
         }
@@ -90,14 +94,28 @@ def format_inline(doc, results) -> bytes:
 FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline}
 
 
+def parts(docs: Iterable, sentences: int) -> Iterator[Any]:
+    """Each document, a long one cut into parts of ``sentences`` sentences (each part keeps the
+    whole text, so offsets still index the document; ``first_sentence`` numbers its sentences)."""
+    for d in docs:
+        if len(d.sentences) <= sentences:
+            yield d
+            continue
+        for s in range(0, len(d.sentences), sentences):
+            yield dataclasses.replace(d, sentences=d.sentences[s : s + sentences], rows=d.rows[s : s + sentences],
+                                      first_sentence=d.first_sentence + s)
+
+
 def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_size: int = 256,
            scores: bool = True) -> Iterator[tuple[Any, bytes]]:
     """Tag a stream of :class:`~nertool.inputs.Document` in batches of about ``4 * batch_size``
-    sentences; yields ``(document, output bytes)`` in input order."""
+    sentences; yields ``(document, output bytes)`` in input order. Formats written a sentence at
+    a time cut a long document into parts of that size (one yield each), so memory does not grow
+    with the length of a paragraph; ``docs`` writes each document as one record."""
     if fmt not in FORMATTERS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     fmt_fn = FORMATTERS[fmt]
-    it = iter(docs)
+    it = iter(docs) if fmt == "docs" else parts(docs, batch_size * 4)
     while True:
         chunk: list = []
         n = 0

@@ -86,7 +86,7 @@ class TagBatch:
         import numpy as np
 
         docs = self._documents(batch)
-        outputs = [b.decode("utf-8") for b in tag_documents(self.tagger, docs, self.opts)]
+        outputs = [b.decode("utf-8") for b in tag_documents(self.tagger, docs, self.opts)[0]]
         return {"path": np.array([d.path for d in docs], dtype=object), "doc": np.array([d.index for d in docs]),
                 "output": np.array(outputs, dtype=object)}
 

@@ -28,21 +28,22 @@ def _abbreviation(word: str) -> bool:
     return word.isalpha() and word[0].isupper() and len(word) <= 4
 
 
+def sentence_tokens(text: str, a: int, e: int) -> list[Token]:
+    """The tokens of the sentence ``text[a:e]``, offsets into ``text``. A full stop attached to
+    an abbreviation inside a sentence (the segmenter did not end the sentence there) stays part
+    of it, as corpora such as CoNLL-2003 write ``St.`` and ``Inc.``."""
+    toks = tokenize(text[a:e], a)
+    merged: list[Token] = []
+    for i, t in enumerate(toks):
+        prev = merged[-1] if merged else None
+        if (t.text == "." and prev is not None and prev.end == t.start and i < len(toks) - 1
+                and _abbreviation(prev.text)):
+            merged[-1] = Token(prev.text + ".", prev.start, t.end)
+        else:
+            merged.append(t)
+    return merged
+
+
 def sentences(text: str, lang: str = "en") -> list[list[Token]]:
-    """The tokens of each sentence of ``text``, offsets into ``text``. A full stop attached to an
-    abbreviation inside a sentence (the segmenter did not end the sentence there) stays part of
-    it, as corpora such as CoNLL-2003 write ``St.`` and ``Inc.``."""
-    out = []
-    for a, e in sentence_spans(text, lang):
-        toks = tokenize(text[a:e], a)
-        merged: list[Token] = []
-        for i, t in enumerate(toks):
-            prev = merged[-1] if merged else None
-            if (t.text == "." and prev is not None and prev.end == t.start and i < len(toks) - 1
-                    and _abbreviation(prev.text)):
-                merged[-1] = Token(prev.text + ".", prev.start, t.end)
-            else:
-                merged.append(t)
-        if merged:
-            out.append(merged)
-    return out
+    """The tokens of each sentence of ``text`` (see :func:`sentence_tokens`)."""
+    return [toks for a, e in sentence_spans(text, lang) if (toks := sentence_tokens(text, a, e))]

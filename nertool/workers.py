@@ -50,16 +50,27 @@ def chunked(docs: Iterable[Document], chars: int = CHUNK_CHARS) -> Iterator[list
         yield chunk
 
 
-def tag_documents(tagger, docs: list[Document], opts: RenderOptions) -> list[bytes]:
-    """Split (where not split yet), tag in batches and render documents: each one's output bytes."""
-    docs = segment_documents(docs, opts.lang)
-    return [b for _, b in render(tagger, docs, opts.output_format, opts.nbest, opts.batch_size, opts.scores)]
+def tag_documents(tagger, docs: list[Document], opts: RenderOptions) -> tuple[list[bytes], int]:
+    """Split (where not split yet), tag in batches and render documents: each document's output
+    bytes, and the number of tokens tagged. A long document is tagged in parts of ``4 *
+    batch_size`` sentences (except for ``docs`` output, whose record needs it whole)."""
+    part = 0 if opts.output_format == "docs" else opts.batch_size * 4
+    pieces: list[list[bytes]] = []
+    tokens = 0
+    for d, data in render(tagger, segment_documents(docs, opts.lang, part), opts.output_format, opts.nbest,
+                          opts.batch_size, opts.scores):
+        if d.first_sentence and pieces:  # a later part of the same document
+            pieces[-1].append(data)
+        else:
+            pieces.append([data])
+        tokens += sum(len(s) for s in d.sentences)
+    return [b"".join(p) for p in pieces], tokens
 
 
 def tag_chunk(tagger, docs: list[Document], opts: RenderOptions) -> tuple[bytes, int]:
     """One chunk's output bytes and number of tokens."""
-    data = b"".join(tag_documents(tagger, docs, opts))
-    return data, sum(len(s) for d in docs for s in d.sentences or ())
+    data, tokens = tag_documents(tagger, docs, opts)
+    return b"".join(data), tokens
 
 
 class InProcess:

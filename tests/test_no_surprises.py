@@ -316,3 +316,24 @@ def test_pretrained_rows_are_stored_compactly_and_compact_shrinks_a_run(tmp_path
     assert len(predict(compacted, [sents[:30]])[0]) == 30
     one_line_error(cli("compact", str(run), str(small)), str(small))  # not over an existing model
     one_line_error(cli("compact", str(tmp_path / "nope"), str(tmp_path / "x")), "nope")
+
+
+def test_a_long_paragraph_is_tagged_in_parts_with_the_same_output(tiny_model):
+    import orjson
+
+    from nertool.inputs import Document
+    from nertool.tagger import Tagger
+    from nertool.workers import RenderOptions, tag_chunk
+
+    text = "\n".join(["Anna Schmidt visited Berlin in May. She met the mayor of Oslo there."] * 40)
+    tagger = Tagger.load(str(tiny_model))
+    outputs = {}
+    for batch in (1, 256):  # parts of 4 sentences, or the paragraph whole
+        doc = Document("p.txt", 0, 3, text, None)
+        data, tokens = tag_chunk(tagger, [doc], RenderOptions("jsonl", batch_size=batch, scores=False))
+        outputs[batch] = [orjson.loads(l) for l in data.splitlines()]
+        assert tokens == sum(len(r["tokens"]) for r in outputs[batch])
+    assert outputs[1] == outputs[256]
+    assert [r["sentence"] for r in outputs[1]] == list(range(len(outputs[1])))
+    assert all(text[r["start"]:r["end"]] == r["text"] for r in outputs[1])
+    assert [r["line"] for r in outputs[1]] == [3 + k // 2 for k in range(80)]  # two sentences a line
