@@ -605,7 +605,8 @@ def compact_cmd(
     if output.resolve() == src or is_nonempty_dir(output) or (output.exists() and not output.is_dir()):
         raise NertoolError(f"{output}: choose a new or empty directory for the compacted model")
     small = compact_model(src, output, keep_words, pack)
-    size = lambda d: sum(f.stat().st_size for f in Path(d).iterdir() if f.is_file()) / 2**20  # noqa: E731
+    model_files = ("config.json", "words.json", "chars.json", "model.safetensors")
+    size = lambda d: sum((Path(d) / f).stat().st_size for f in model_files if (Path(d) / f).exists()) / 2**20  # noqa: E731
     err.print(f"wrote {output}: {size(output):.1f} MB (from {size(src):.1f} MB), {len(small.words)} words", highlight=False)
 
 

@@ -337,3 +337,8 @@ def test_a_long_paragraph_is_tagged_in_parts_with_the_same_output(tiny_model):
     assert [r["sentence"] for r in outputs[1]] == list(range(len(outputs[1])))
     assert all(text[r["start"]:r["end"]] == r["text"] for r in outputs[1])
     assert [r["line"] for r in outputs[1]] == [3 + k // 2 for k in range(80)]  # two sentences a line
+    from nertool.inputs import segment_documents
+
+    parts = segment_documents([Document("p.txt", 0, 3, text, None)], "en", part=4)
+    first = next(parts)  # tokenised a part at a time, as they are consumed
+    assert len(first.sentences) == 4 and first.first_sentence == 0 and next(parts).first_sentence == 4
