@@ -219,7 +219,7 @@ def train_cmd(
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none)." + _default("train", "max_minutes"))] = None,
     dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent." + _default("train", "dev_fraction"))] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed." + _default("train", "seed"))] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default)." + _default("train", "threads"))] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads (0: default). A seed gives the same weights run after run at a given thread count; other counts round differently." + _default("train", "threads"))] = None,
     device: Annotated[str, typer.Option(help="Where to train: cpu, cuda or cuda:N (the saved model is the same).")] = "cpu",
     force: Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, replacing the run files there (config.json, model.safetensors, ...); other files are left alone.")] = False,
     nproc: Annotated[int, typer.Option("--nproc", help="Train on N processes of this machine (DistributedDataParallel via torchrun; gloo on CPU, nccl on GPUs). --batch-size is per process: the global batch is N times it.", min=1)] = 1,
@@ -540,7 +540,8 @@ def info_cmd(
     t.add_row("scheme", f"{c['scheme']} (internally {c['internal_scheme']})")
     t.add_row("vocabulary", f"{c['n_words']} words, {c['n_chars']} characters")
     t.add_row("network", f"{m['rnn']} {m['num_layers']}x{m['hidden_size']} per direction, char {m['char_encoder']}, "
-                         f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)")
+                         f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)"
+                         + (f", self-attention ({m['attention_heads']} heads, {m['attention_combine']})" if m.get("attention") else ""))
     corpus = c.get("corpus") or {}
     if corpus:
         t.add_row("corpus", ", ".join(
