@@ -97,12 +97,6 @@ class Group:
         """Each value summed over the ranks."""
         return self._reduce(list(values))
 
-    def barrier(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-
     def close(self) -> None:
         if self.distributed:
             import torch.distributed as dist

@@ -126,20 +126,25 @@ def _split(text: str, lang: str | None) -> list[list[Token]] | None:
 
 def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0) -> Iterator[Document]:
     """``docs`` with the sentences of those not split yet filled in. With ``part`` > 0, a document
-    of more sentences is yielded in parts of ``part`` sentences (see ``Document.first_sentence``),
-    each tokenised only when it is reached, so a long paragraph is never held as tokens whole."""
+    of more sentences is yielded in parts of ``part`` sentences (see ``Document.first_sentence``);
+    one split here is tokenised a part at a time as the parts are consumed, so a long paragraph
+    is never held as tokens whole."""
     for d in docs:
-        if d.sentences is not None:
+        if d.sentences is None:
+            spans = sentence_spans(d.text, lang)
+            if not part or len(spans) <= part:
+                d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
+                yield d
+                continue
+            for s in range(0, len(spans), part):
+                yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e))],
+                                          first_sentence=s)
+        elif part and len(d.sentences) > part:
+            for s in range(0, len(d.sentences), part):
+                yield dataclasses.replace(d, sentences=d.sentences[s : s + part], rows=d.rows[s : s + part],
+                                          first_sentence=d.first_sentence + s)
+        else:
             yield d
-            continue
-        spans = sentence_spans(d.text, lang)
-        if not part or len(spans) <= part:
-            d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
-            yield d
-            continue
-        for s in range(0, len(spans), part):
-            yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e))],
-                                      first_sentence=s)
 
 
 def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | None) -> Iterator[Document]:

@@ -3,7 +3,6 @@ Prodigy shape), CoNLL (input columns + predicted tag), inline markup. Every offs
 document's own text."""
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
@@ -94,28 +93,15 @@ def format_inline(doc, results) -> bytes:
 FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline}
 
 
-def parts(docs: Iterable, sentences: int) -> Iterator[Any]:
-    """Each document, a long one cut into parts of ``sentences`` sentences (each part keeps the
-    whole text, so offsets still index the document; ``first_sentence`` numbers its sentences)."""
-    for d in docs:
-        if len(d.sentences) <= sentences:
-            yield d
-            continue
-        for s in range(0, len(d.sentences), sentences):
-            yield dataclasses.replace(d, sentences=d.sentences[s : s + sentences], rows=d.rows[s : s + sentences],
-                                      first_sentence=d.first_sentence + s)
-
-
 def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_size: int = 256,
            scores: bool = True) -> Iterator[tuple[Any, bytes]]:
     """Tag a stream of :class:`~nertool.inputs.Document` in batches of about ``4 * batch_size``
-    sentences; yields ``(document, output bytes)`` in input order. Formats written a sentence at
-    a time cut a long document into parts of that size (one yield each), so memory does not grow
-    with the length of a paragraph; ``docs`` writes each document as one record."""
+    sentences; yields ``(document, output bytes)`` in input order. Give long documents in parts
+    (:func:`~nertool.inputs.segment_documents` with ``part``) to bound memory."""
     if fmt not in FORMATTERS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     fmt_fn = FORMATTERS[fmt]
-    it = iter(docs) if fmt == "docs" else parts(docs, batch_size * 4)
+    it = iter(docs)
     while True:
         chunk: list = []
         n = 0

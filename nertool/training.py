@@ -485,7 +485,8 @@ def train(
     train_sents, dev_sents = split_dev(corpus, tc)
     test_sents = corpus.sentences("test") if "test" in corpus.splits else None
     corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
-    group.agree(lambda: [group.check_same(f"{k} sentences", v) for k, v in corpus_fp.items()])
+    for split, digest in corpus_fp.items():  # raises on every rank alike: no agree() around it
+        group.check_same(f"{split} sentences", digest)
     bundle = group.agree(lambda: build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter))
     bundle.meta.update(corpus=corpus_info or {}, train=tc.to_dict(), data=config.data.to_dict(),
                        trained_with=f"nertool {__version__}")
