@@ -26,7 +26,7 @@ from . import __version__
 from .card import model_card
 from .config import ModelConfig
 from .errors import ConfigError, ModelError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, interrupts_deferred
 from .model import PRETRAINED, BiLstmCrf
 from .vocab import CharVocab, Normalization, WordVocab
 
@@ -126,17 +126,18 @@ def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, p
         state = {k: v.half() if v.is_floating_point() and k not in PACKED else v for k, v in state.items()}
     elif _exact_in_half(state[PRETRAINED]):  # vectors rounded to float16 before training: stored at no loss
         state[PRETRAINED] = state[PRETRAINED].half()
-    atomic_write_bytes(d / "model.safetensors", st_save(state))
-    bundle.words.save(d / "words.json")
-    bundle.chars.save(d / "chars.json")
     config = {
         **{k: v for k, v in bundle.meta.items() if k not in STRUCTURAL},
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **structure(bundle),
     }
-    atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(d / "README.md", model_card(config, f"nertool model {d.name}"))
+    with interrupts_deferred():  # the files of one model are replaced together
+        atomic_write_bytes(d / "model.safetensors", st_save(state))
+        bundle.words.save(d / "words.json")
+        bundle.chars.save(d / "chars.json")
+        atomic_write_text(d / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(d / "README.md", model_card(config, f"nertool model {d.name}"))
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from .distributed import SOLO, Group
 from .embeddings import load_vectors
 from .errors import NertoolError
 from .evaluate import evaluate
-from .fileio import atomic_write_bytes, atomic_write_text, is_nonempty_dir
+from .fileio import atomic_write_bytes, atomic_write_text, interrupts_deferred, is_nonempty_dir
 from .model import BiLstmCrf
 from .plot import write_training_plot
 from .tagger import torch_device
@@ -528,11 +528,13 @@ def train(
             record = run_epoch(model, o, encoder, items, tc, where, epoch, reporter, group, step)
             reason = None
             if group.is_main:
-                _, kept = evaluate_and_keep(bundle, o, state, record, dev_sents, tc, device, out)
-                best_state = kept or best_state
-                record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
-                state.epoch, state.elapsed = epoch, time.monotonic() - t0
-                log_epoch(out, state, record, model, o)
+                # Ctrl-C waits for the epoch's files: model, state and log always agree
+                with interrupts_deferred():
+                    _, kept = evaluate_and_keep(bundle, o, state, record, dev_sents, tc, device, out)
+                    best_state = kept or best_state
+                    record["elapsed_seconds"] = round(time.monotonic() - t0, 2)
+                    state.epoch, state.elapsed = epoch, time.monotonic() - t0
+                    log_epoch(out, state, record, model, o)
                 reporter.epoch_end(record)
                 reason = stop_reason(state, tc, time.monotonic() - t0)
             else:
@@ -544,7 +546,8 @@ def train(
                 break
         state.stopped_by = stopped_by
         if group.is_main:
-            state.save_json(out, o)  # a finished run is not resumed by mistake
+            with interrupts_deferred():
+                state.save_json(out, o)  # a finished run is not resumed by mistake
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     except Diverged as e:

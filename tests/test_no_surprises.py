@@ -139,6 +139,39 @@ def test_ctrl_c_during_training_exits_130_keeping_the_model(tmp_path):
     assert (out / "model.safetensors").exists()
 
 
+def test_ctrl_c_is_held_until_a_group_of_files_is_written():
+    from nertool.fileio import interrupts_deferred
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+            done.append("rest of the block")
+    assert done == ["rest of the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_saving_a_model_leaves_every_file_of_the_new_model(tiny_model, tmp_path, monkeypatch):
+    from nertool.checkpoint import load_model, read_config, save_model
+
+    bundle = load_model(tiny_model)
+    out = tmp_path / "saved"
+    shutil.copytree(tiny_model, out)
+    (out / "config.json").unlink()
+    real_save = type(bundle.words).save
+
+    def save_then_interrupted(self, path):  # Ctrl-C after model.safetensors, before the rest
+        signal.raise_signal(signal.SIGINT)
+        real_save(self, path)
+
+    monkeypatch.setattr(type(bundle.words), "save", save_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(out, bundle)
+    assert read_config(out)["format"] and (out / "README.md").exists()
+    load_model(out)
+
+
+
 BOM = "\ufeff"
 
 
