@@ -8,7 +8,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -204,6 +204,7 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     corpus: dict[str, str | None] | None = None  # fingerprints of the train and dev sentences
     stopped_by: str | None = None  # set when the run ended (epochs, patience, time)
+    processes: int = 1  # how many processes trained it (the config's batch size is per process)
 
     @staticmethod
     def peek(out: Path) -> dict[str, Any]:
@@ -282,6 +283,20 @@ def fingerprint(sentences: Sequence[Sentence] | None) -> str | None:
     for tokens, tags in sentences:
         h.update(("\x1f".join(tokens) + "\x1e" + "\x1f".join(tags) + "\x1d").encode("utf-8"))
     return h.hexdigest()
+
+
+def batch_for_world(out: Path, saved: dict[str, Any], config: Config, world: int) -> Config:
+    """``config`` with the per-process batch size for ``world`` processes: a run resumed on another
+    number of processes keeps its global batch (``batch_size x processes``), so its recipe goes on
+    unchanged. NertoolError when that batch does not divide over ``world``."""
+    was = int(saved.get("processes", 1))
+    if was == world:
+        return config
+    total = config.train.batch_size * was
+    if total % world:
+        raise NertoolError(f"{out}: cannot resume on {world} processes: the run's global batch of {total} "
+                           f"sentences ({was} processes x {config.train.batch_size}) does not divide over them")
+    return replace(config, train=replace(config.train, batch_size=total // world))
 
 
 def check_resumable(out: Path, saved: dict[str, Any], config: Config, corpus: dict[str, str | None]) -> None:
@@ -471,9 +486,12 @@ def train(
     reporter = reporter or SilentReporter()
     if not isinstance(corpus, Corpus):  # a DatasetDict, or a training file's path
         corpus = load_corpus(corpus, data=config.data)
-    tc = config.train
     out = Path(out_dir)
     group.agree(lambda: prepare_run_dir(out, resume, force) if group.is_main else None)
+    asked = config  # the run's own configuration, which a resume checks against the saved one
+    if resume:
+        config = group.agree(lambda: batch_for_world(out, LoopState.peek(out), config, group.world))
+    tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     elif group.distributed and group.backend == "gloo":  # share the cores among this machine's ranks
@@ -499,16 +517,16 @@ def train(
     items = _encode_split(bundle, encoder, train_sents)
     o = Optimisation.create(model, tc, rng)
 
-    state = LoopState(config=config.to_dict(), corpus=corpus_fp)
+    state = LoopState(config=config.to_dict(), corpus=corpus_fp, processes=group.world)
     best_state = None
     if resume:
         def load_state() -> LoopState:
             saved = LoopState.peek(out)
-            check_resumable(out, saved, config, corpus_fp)  # before any tensor is loaded
+            check_resumable(out, saved, asked, corpus_fp)  # before any tensor is loaded
             return LoopState.load(out, model, o, saved)
 
         state = group.agree(load_state)
-        state.corpus = corpus_fp
+        state.corpus, state.config, state.processes = corpus_fp, config.to_dict(), group.world
         t0 -= state.elapsed
         reporter.message(f"resuming {out} after epoch {state.epoch}")
         if state.best_epoch and group.is_main:

@@ -56,6 +56,48 @@ def test_two_processes_train_the_model_of_one_with_the_same_global_batch(data, t
     assert meta["distributed"] == {"processes": 2, "backend": "gloo", "global_batch_size": 8}
 
 
+def test_a_two_process_state_resumes_on_one_process_with_the_same_global_batch(data, tmp_path):
+    def args(out, batch):
+        return ["train", str(data["big"]), "--out", str(out), "--config", str(data["toml"]), "--epochs", "4",
+                "--batch-size", str(batch), "--hidden-size", "16", "--char-hidden", "8", "--threads", "1", "--seed", "3"]
+
+    one = nertool(*args(tmp_path / "one", 8))
+    assert one.returncode == 0, one.stderr
+    cut = tmp_path / "cut"
+    p = subprocess.Popen([sys.executable, "-m", "nertool", *args(cut, 4), "--nproc", "2"],
+                         env={**ENV, "NERTOOL_TEST_RUN": "resume1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = cut / "train_state.json"
+    assert wait_until(lambda: state.exists() and json.loads(state.read_text())["epoch"] >= 1, 300)
+    for pid in _ranks("resume1").values():  # both ranks at once: no rank saves another epoch
+        os.kill(pid, signal.SIGKILL)
+    p.wait(120)
+    saved = json.loads(state.read_text())
+    assert saved["processes"] == 2 and 1 <= saved["epoch"] < 4, "the kill must land before the run ends"
+
+    again = nertool("train", str(data["big"]), "--resume", str(cut))
+    assert again.returncode == 0, again.stderr
+    ended = json.loads(state.read_text())
+    assert ended["processes"] == 1 and ended["config"]["train"]["batch_size"] == 8 and ended["epoch"] == 4
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(cut / "model.safetensors")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=5e-5, rtol=1e-4), k
+    ha = [json.loads(l)["loss"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    hb = [json.loads(l)["loss"] for l in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert ha == pytest.approx(hb, rel=1e-4)
+
+
+def test_a_resume_on_processes_that_do_not_divide_the_global_batch_is_refused(data, tmp_path):
+    from nertool.config import Config
+    from nertool.errors import NertoolError
+    from nertool.training import batch_for_world
+
+    cfg = Config.from_dict({"train": {"batch_size": 5}})
+    assert batch_for_world(tmp_path, {"processes": 2}, cfg, 1).train.batch_size == 10
+    assert batch_for_world(tmp_path, {}, cfg, 1) is cfg
+    with pytest.raises(NertoolError, match="global batch of 15 sentences"):
+        batch_for_world(tmp_path, {"processes": 3}, cfg, 2)
+
+
 def _ranks(marker):
     """PIDs of this test's worker processes, by rank (found through their environment)."""
     found = {}

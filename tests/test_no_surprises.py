@@ -132,14 +132,27 @@ def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
 def test_ctrl_c_during_training_exits_130_keeping_the_model(tmp_path):
     out = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "nertool.cli", *train_args(out), "--epochs", "500", "--patience", "0"],
-                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=ctrl_c_as_in_a_terminal)
     wait_until((out / "model.safetensors").exists, 120)
     p.send_signal(signal.SIGINT)
     assert p.wait(60) == 130
     assert (out / "model.safetensors").exists()
 
 
-def test_ctrl_c_is_held_until_a_group_of_files_is_written():
+def ctrl_c_as_in_a_terminal():
+    # a suite started in the background (`make test &`) inherits SIGINT ignored, and so would its children
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c(monkeypatch):
+    """Ctrl-C raises KeyboardInterrupt in this process, however the suite was started."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_is_held_until_a_group_of_files_is_written(ctrl_c):
     from nertool.fileio import interrupts_deferred
 
     done = []
@@ -151,7 +164,7 @@ def test_ctrl_c_is_held_until_a_group_of_files_is_written():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_ctrl_c_while_saving_a_model_leaves_every_file_of_the_new_model(tiny_model, tmp_path, monkeypatch):
+def test_ctrl_c_while_saving_a_model_leaves_every_file_of_the_new_model(tiny_model, tmp_path, monkeypatch, ctrl_c):
     from nertool.checkpoint import load_model, read_config, save_model
 
     bundle = load_model(tiny_model)
