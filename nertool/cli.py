@@ -292,10 +292,19 @@ def _torchrun(nproc: int) -> int:
         elif not a.startswith("--nproc="):
             argv.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "nertool", *argv]
+    p = subprocess.Popen(cmd)
     try:
-        return subprocess.run(cmd).returncode
-    except KeyboardInterrupt:
-        return 130
+        return p.wait()
+    except BaseException as e:  # Ctrl-C (the terminal signalled torchrun too) or SIGTERM (only this process)
+        if not isinstance(e, KeyboardInterrupt):
+            p.terminate()  # torchrun stops its workers on SIGTERM; a SIGKILL would leave them running
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        if isinstance(e, KeyboardInterrupt):
+            return 130
+        raise
 
 
 def _resumed_config(run: Path):

@@ -147,6 +147,16 @@ def test_torchrun_restart_after_a_killed_rank_goes_on_from_the_last_epoch(data, 
     assert "resuming" in stderr
 
 
+def test_sigterm_to_nertool_nproc_stops_every_rank(data, tmp_path):
+    p = subprocess.Popen([sys.executable, "-m", "nertool", "train", str(data["big"]), "--out", str(tmp_path / "run"),
+                          "--epochs", "50", "--hidden-size", "16", "--threads", "1", "--nproc", "2"],
+                         env={**ENV, "NERTOOL_TEST_RUN": "term"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: len(_ranks("term")) == 2 or p.poll() is not None, 120), "the ranks did not start"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(90) == 128 + signal.SIGTERM
+    assert wait_until(lambda: not _ranks("term"), 60), "a rank outlived the run"
+
+
 def test_bad_input_on_one_rank_stops_every_rank_before_training(data, tmp_path):
     bad = tmp_path / "bad.conll"
     # rank 1 reads a different file through its environment: a line with one column
