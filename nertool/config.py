@@ -138,7 +138,7 @@ class ModelConfig(_Strict):
     attention: bool = False
     attention_heads: int = 4  # must divide 2 * hidden_size
     attention_dropout: float = 0.1
-    attention_combine: str = "residual"  # residual: layer_norm(states + attention) | concat: [states; attention]
+    attention_combine: str = "concat"  # concat: [states; attention] | residual: layer_norm(states + attention)
     attention_window: int = 128  # a token attends to tokens at most this far away (all of a shorter sentence)
 
     def __post_init__(self):
