@@ -293,17 +293,21 @@ def _torchrun(nproc: int) -> int:
             argv.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "nertool", *argv]
     p = subprocess.Popen(cmd)
-    try:
-        return p.wait()
-    except BaseException as e:  # Ctrl-C (the terminal signalled torchrun too) or SIGTERM (only this process)
-        if not isinstance(e, KeyboardInterrupt):
-            p.terminate()  # torchrun stops its workers on SIGTERM; a SIGKILL would leave them running
+
+    def let_it_stop() -> None:
         try:
             p.wait(60)
         except subprocess.TimeoutExpired:
             p.kill()
-        if isinstance(e, KeyboardInterrupt):
-            return 130
+
+    try:
+        return p.wait()
+    except KeyboardInterrupt:  # the terminal signalled torchrun and its workers too
+        let_it_stop()
+        return 130
+    except BaseException:  # SIGTERM, to this process only
+        p.terminate()  # torchrun stops its workers on SIGTERM; a SIGKILL would leave them running
+        let_it_stop()
         raise
 
 

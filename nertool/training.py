@@ -489,8 +489,9 @@ def train(
     out = Path(out_dir)
     group.agree(lambda: prepare_run_dir(out, resume, force) if group.is_main else None)
     asked = config  # the run's own configuration, which a resume checks against the saved one
+    saved = group.agree(lambda: LoopState.peek(out)) if resume else {}
     if resume:
-        config = group.agree(lambda: batch_for_world(out, LoopState.peek(out), config, group.world))
+        config = group.agree(lambda: batch_for_world(out, saved, config, group.world))
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -521,7 +522,6 @@ def train(
     best_state = None
     if resume:
         def load_state() -> LoopState:
-            saved = LoopState.peek(out)
             check_resumable(out, saved, asked, corpus_fp)  # before any tensor is loaded
             return LoopState.load(out, model, o, saved)
 
@@ -564,8 +564,7 @@ def train(
                 break
         state.stopped_by = stopped_by
         if group.is_main:
-            with interrupts_deferred():
-                state.save_json(out, o)  # a finished run is not resumed by mistake
+            state.save_json(out, o)  # a finished run is not resumed by mistake (one atomic file)
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     except Diverged as e:

@@ -34,9 +34,20 @@ def data(tmp_path_factory):
             "big": write_synthetic_corpus(d / "big.conll", 600, length=20, seed=5), "toml": d / "quiet.toml"}
 
 
-def common(data, out, batch):
-    return ["train", str(data["train"]), "--out", str(out), "--config", str(data["toml"]), "--epochs", "2",
+def common(data, out, batch, corpus="train", epochs=2):
+    return ["train", str(data[corpus]), "--out", str(out), "--config", str(data["toml"]), "--epochs", str(epochs),
             "--batch-size", str(batch), "--hidden-size", "16", "--char-hidden", "8", "--threads", "1", "--seed", "3"]
+
+
+def assert_same_training(run_a, run_b, atol):
+    """The two runs' weights agree to float tolerance, and so do their epoch losses."""
+    a, b = load_file(run_a / "model.safetensors"), load_file(run_b / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=1e-4), k
+    ha = [json.loads(l)["loss"] for l in (run_a / "metrics.jsonl").read_text().splitlines()]
+    hb = [json.loads(l)["loss"] for l in (run_b / "metrics.jsonl").read_text().splitlines()]
+    assert ha == pytest.approx(hb, rel=1e-4)
 
 
 def test_two_processes_train_the_model_of_one_with_the_same_global_batch(data, tmp_path):
@@ -45,21 +56,14 @@ def test_two_processes_train_the_model_of_one_with_the_same_global_batch(data, t
     two = nertool(*common(data, tmp_path / "two", 4), "--nproc", "2")
     assert two.returncode == 0, two.stderr
     assert "2 processes (gloo)" in two.stderr
-    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=2e-5, rtol=1e-4), k
-    ha = [json.loads(l)["loss"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    hb = [json.loads(l)["loss"] for l in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    assert ha == pytest.approx(hb, rel=1e-4)  # the epoch loss is summed over both ranks
+    assert_same_training(tmp_path / "one", tmp_path / "two", atol=2e-5)  # the epoch loss is summed over both ranks
     meta = json.loads((tmp_path / "two" / "config.json").read_text())
     assert meta["distributed"] == {"processes": 2, "backend": "gloo", "global_batch_size": 8}
 
 
 def test_a_two_process_state_resumes_on_one_process_with_the_same_global_batch(data, tmp_path):
     def args(out, batch):
-        return ["train", str(data["big"]), "--out", str(out), "--config", str(data["toml"]), "--epochs", "4",
-                "--batch-size", str(batch), "--hidden-size", "16", "--char-hidden", "8", "--threads", "1", "--seed", "3"]
+        return common(data, out, batch, corpus="big", epochs=4)
 
     one = nertool(*args(tmp_path / "one", 8))
     assert one.returncode == 0, one.stderr
@@ -78,12 +82,7 @@ def test_a_two_process_state_resumes_on_one_process_with_the_same_global_batch(d
     assert again.returncode == 0, again.stderr
     ended = json.loads(state.read_text())
     assert ended["processes"] == 1 and ended["config"]["train"]["batch_size"] == 8 and ended["epoch"] == 4
-    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(cut / "model.safetensors")
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), atol=5e-5, rtol=1e-4), k
-    ha = [json.loads(l)["loss"] for l in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    hb = [json.loads(l)["loss"] for l in (cut / "metrics.jsonl").read_text().splitlines()]
-    assert ha == pytest.approx(hb, rel=1e-4)
+    assert_same_training(tmp_path / "one", cut, atol=5e-5)
 
 
 def test_a_resume_on_processes_that_do_not_divide_the_global_batch_is_refused(data, tmp_path):
