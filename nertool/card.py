@@ -17,6 +17,16 @@ def _scores(scores: dict[str, Any]) -> list[str]:
     return rows or ["- no held-out scores were recorded"]
 
 
+def _bundled(config: dict[str, Any]) -> list[str]:
+    b = config.get("bundled") if isinstance(config.get("bundled"), dict) else {}
+    ref = config.get("pretrained_reference") if isinstance(config.get("pretrained_reference"), dict) else {}
+    lines = [f"- {k}: {b[k]}" for k in ("recipe", "speed", "weights") if b.get(k)]
+    if ref:
+        lines.append(f"- pretrained vectors: read from the installed {ref.get('vectors')} package at load time "
+                     f"({ref.get('stored_rows')} rows stored in this model; the package's rows are checked by sha256)")
+    return ["## Recipe and speed", "", *lines, ""] if lines else []
+
+
 def model_card(config: dict[str, Any], name: str = "nertool model") -> str:
     """Markdown describing the model of ``config`` (a model directory's config.json)."""
     m, corpus, scores = config.get("model", {}), config.get("corpus") or {}, config.get("scores") or {}
@@ -43,6 +53,7 @@ def model_card(config: dict[str, Any], name: str = "nertool model") -> str:
         *_scores(scores),
         *([f"- best epoch {scores['best_epoch']}, stopped by {scores.get('stopped_by', '?')}"] if "best_epoch" in scores else []),
         "",
+        *_bundled(config),
         "## Configuration",
         "",
         "- model: " + ", ".join(f"{k}={v}" for k, v in m.items()),

@@ -526,7 +526,8 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's config.json as is.")] = False,
     card: Annotated[bool, typer.Option("--card", help="Print the model card (the README.md saved with the model).")] = False,
 ):
-    """Show a model's labels, scheme, sizes, training corpus and scores.
+    """Show a model's labels, scheme, sizes, training corpus, scores and (bundled models) recipe
+    and tagging speed.
 
     Example:
       nertool info runs/en
@@ -569,6 +570,10 @@ def info_cmd(
     for split, s in scores.items():
         if isinstance(s, dict):
             t.add_row(f"{split} scores", ", ".join(f"{k} {100 * v:.2f}" for k, v in s.items() if isinstance(v, float)))
+    bundled = c.get("bundled") or {}
+    for key in ("recipe", "speed"):
+        if isinstance(bundled, dict) and bundled.get(key):
+            t.add_row(key, str(bundled[key]))
     t.add_row("nertool", c.get("nertool_version", "?"))
     out.print(t)
 
