@@ -19,11 +19,13 @@ that the package already has.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -260,7 +262,7 @@ def load_model(directory: str | Path) -> ModelBundle:
 def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int) -> torch.Tensor:
     """The whole pretrained table of a model saved with ``refer=True``: its stored rows, then the
     rows it refers to, read from the installed vector package and checked against their sha256."""
-    from .embeddings import fingerprint, reference_matrix
+    from .embeddings import reference_matrix
     from .errors import NertoolError
 
     where = d / "config.json"
@@ -276,10 +278,18 @@ def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int)
         raise ModelError(f"{d}: this model reads its pretrained vectors from an installed package: {e}") from None
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= matrix.shape[0]) or matrix.shape[1] != dim:
         raise ModelError(f"{d}: the installed {spec} ({matrix.shape[0]} x {matrix.shape[1]}) is not the one the model refers to")
-    source = matrix[rows.numpy()]
-    if fingerprint(source) != sha:
+    n = stored.shape[0]
+    table = torch.empty(n + rows.numel(), dim)  # filled a block at a time: no second copy of the table
+    table[:n] = stored
+    h = hashlib.sha256()
+    for start in range(0, rows.numel(), 1 << 16):
+        block = np.ascontiguousarray(matrix[rows[start:start + (1 << 16)].numpy()], dtype=np.float32)
+        h.update(block.tobytes())
+        table[n + start:n + start + block.shape[0]] = _precision(torch.from_numpy(block), precision)
+    del matrix
+    if h.hexdigest() != sha:
         raise ModelError(f"{d}: the installed {spec} differs from the vectors the model was trained with (sha256 mismatch)")
-    return torch.cat((stored, _precision(torch.from_numpy(source), precision)))
+    return table
 
 
 def compact_model(source: str | Path, out: str | Path, keep_words: int | None = None, pack: bool = True,

@@ -60,7 +60,7 @@ def reference_matrix(spec: str) -> np.ndarray:
 def fingerprint(matrix: np.ndarray) -> str:
     """sha256 of a vector matrix's float32 bytes: proof that a referred-to source is the one a model
     was trained with."""
-    h = hashlib.sha256()
+    h = hashlib.sha256()  # block by block, as checkpoint._referred_table computes it
     step = 1 << 16
     for start in range(0, matrix.shape[0], step):
         h.update(np.ascontiguousarray(matrix[start:start + step], dtype=np.float32).tobytes())
