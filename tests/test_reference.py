@@ -163,3 +163,26 @@ def test_restoring_a_packed_model_gives_back_every_package_row(fake_glove, tmp_p
     again = load_model(tmp_path / "restored")
     assert torch.equal(again.model.emitter.pretrained[n_train:], want[n_train:])
     assert tag_all(again) == tag_all(back)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "conll2003"
+
+
+@pytest.mark.parametrize("name", ["en", "en-fast"])
+def test_a_bundled_model_is_small_states_its_recipe_and_speed_and_scores_what_it_records(name):
+    from nertool.locate import BUNDLED_DIR, bundled_models
+
+    assert name in bundled_models()
+    d = Path(BUNDLED_DIR) / name
+    assert sum(f.stat().st_size for f in d.iterdir()) <= 25 * 2**20
+    config = json.loads((d / "config.json").read_text())
+    assert config["pretrained_reference"]["vectors"] == "glove-6b-50d"
+    r = cli("info", name)
+    assert r.returncode == 0, r.stderr
+    for needle in ("recipe", "speed", "tokens/s", "test scores", "read from glove-6b-50d"):
+        assert needle in r.stdout, r.stdout
+    if not SHARED.is_dir():
+        pytest.skip("needs ../shared/corpora/conll2003")
+    r = cli("evaluate", name, str(SHARED / "test.txt"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["f1"] == pytest.approx(config["scores"]["test"]["f1"], abs=1e-12)
