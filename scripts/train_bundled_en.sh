@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the bundled English model (nertool/models/en): GloVe 6B 50d, one Bi-LSTM layer (give
+# Reproduce the bundled English model of 2026-11-22 to 2026-12-01 (replaced by scripts/recipe_en.sh's
+# seed-1 model and by scripts/train_en_fast.sh; this writes RUN_DIR-bundled): GloVe 6B 50d, one Bi-LSTM layer (give
 # --layers 1 --hidden-size 100 as in BENCHMARKS.md; the defaults have two layers since 2026-11-23),
 # trained on CoNLL-2003 train + dev (dev cannot then choose an epoch, so the number of epochs is
 # fixed from the dev-selected runs in BENCHMARKS.md), then compacted to float16 with the 100,000
@@ -16,5 +17,5 @@ start=$(date +%s)
 .venv/bin/nertool train "$TMP/train+dev.txt" --test "$C/test.txt" --embeddings glove-6b-50d \
     --epochs "$EPOCHS" --patience 0 --out "$OUT" "$@"
 echo "wall time: $(( $(date +%s) - start )) s"
-.venv/bin/python scripts/make_bundled_model.py "$OUT" --candidates 100000 --dev-in-train
-.venv/bin/nertool evaluate en "$C/test.txt"
+.venv/bin/python scripts/make_bundled_model.py "$OUT" --candidates 100000 --dev-in-train --out "$OUT-bundled"
+.venv/bin/nertool evaluate "$OUT-bundled" "$C/test.txt"
