@@ -19,13 +19,11 @@ that the package already has.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -94,13 +92,12 @@ def _reference_rows(bundle: ModelBundle) -> tuple[int, torch.Tensor, str]:
     ``sha256`` is the fingerprint of those source rows."""
     from .embeddings import fingerprint, load_vectors, pretrained_rows
 
-    m, words = bundle.model, bundle.words
+    m = bundle.model
     spec = m.config.embeddings
     pre_words, pre_vecs = load_vectors(spec)
     if pre_vecs.shape[1] != m.pretrained_dim:
         raise ModelError(f"{spec}: {pre_vecs.shape[1]}-dimensional vectors, the model has {m.pretrained_dim}")
-    rows = torch.from_numpy(pretrained_rows([words.pretrained_key(f) for f in words.ids_to_words()], pre_words,
-                                            lambda w: words.pretrained_key(words.normalize(w))))
+    rows = torch.from_numpy(pretrained_rows(bundle.words, pre_words))
     table = m.emitter.pretrained.detach().cpu().float()
     same = rows >= 0
     source = _precision(torch.from_numpy(pre_vecs[rows.clamp(min=0).numpy()]), m.config.pretrained_precision)
@@ -262,7 +259,7 @@ def load_model(directory: str | Path) -> ModelBundle:
 def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int) -> torch.Tensor:
     """The whole pretrained table of a model saved with ``refer=True``: its stored rows, then the
     rows it refers to, read from the installed vector package and checked against their sha256."""
-    from .embeddings import reference_matrix
+    from .embeddings import fingerprint, reference_matrix
     from .errors import NertoolError
 
     where = d / "config.json"
@@ -279,16 +276,15 @@ def _referred_table(d: Path, ref: Any, state: dict[str, torch.Tensor], dim: int)
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= matrix.shape[0]) or matrix.shape[1] != dim:
         raise ModelError(f"{d}: the installed {spec} ({matrix.shape[0]} x {matrix.shape[1]}) is not the one the model refers to")
     n = stored.shape[0]
-    table = torch.empty(n + rows.numel(), dim)  # filled a block at a time: no second copy of the table
+    table = torch.empty(n + rows.numel(), dim)
     table[:n] = stored
-    h = hashlib.sha256()
-    for start in range(0, rows.numel(), 1 << 16):
-        block = np.ascontiguousarray(matrix[rows[start:start + (1 << 16)].numpy()], dtype=np.float32)
-        h.update(block.tobytes())
-        table[n + start:n + start + block.shape[0]] = _precision(torch.from_numpy(block), precision)
+    source = table[n:].numpy()  # a view: the package's rows are read into the table itself
+    for start in range(0, rows.numel(), 1 << 16):  # a block at a time: no second copy of the rows
+        source[start:start + (1 << 16)] = matrix[rows[start:start + (1 << 16)].numpy()]
     del matrix
-    if h.hexdigest() != sha:
+    if fingerprint(source) != sha:
         raise ModelError(f"{d}: the installed {spec} differs from the vectors the model was trained with (sha256 mismatch)")
+    table[n:] = _precision(table[n:], precision)
     return table
 
 

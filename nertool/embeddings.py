@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DataFormatError, NertoolError
 from .fileio import read_lines
+
+if TYPE_CHECKING:
+    from .vocab import WordVocab
 
 GLOVE_PACKAGE = "glove-6b-50d"
 
@@ -60,21 +64,19 @@ def reference_matrix(spec: str) -> np.ndarray:
 def fingerprint(matrix: np.ndarray) -> str:
     """sha256 of a vector matrix's float32 bytes: proof that a referred-to source is the one a model
     was trained with."""
-    h = hashlib.sha256()  # block by block, as checkpoint._referred_table computes it
-    step = 1 << 16
-    for start in range(0, matrix.shape[0], step):
-        h.update(np.ascontiguousarray(matrix[start:start + step], dtype=np.float32).tobytes())
-    return h.hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(matrix, dtype=np.float32).data).hexdigest()
 
 
-def pretrained_rows(forms: Sequence[str], pre_words: Sequence[str], key: Callable[[str], str]) -> np.ndarray:
-    """For each vocabulary form, the row of ``pre_words`` that gives its vector, or -1:
-    ``key(word)`` is the form a pretrained word is looked up under, and of several words with one
-    key the first (the most frequent) wins. Ids 0 and 1 (padding, unknown) never get a row."""
+def pretrained_rows(words: "WordVocab", pre_words: Sequence[str]) -> np.ndarray:
+    """For each id of ``words``, the row of ``pre_words`` that gives its vector, or -1. A pretrained
+    word is looked up under its normalised form (lower-cased for a cased vocabulary), and of
+    several words with one form the first (the most frequent) wins. Ids 0 and 1 (padding, unknown)
+    never get a row."""
     rows: dict[str, int] = {}
     for row, w in enumerate(pre_words):
-        rows.setdefault(key(w), row)
-    out = np.fromiter((rows.get(f, -1) for f in forms), dtype=np.int64, count=len(forms))
+        rows.setdefault(words.pretrained_key(words.normalize(w)), row)
+    forms = words.ids_to_words()
+    out = np.fromiter((rows.get(words.pretrained_key(f), -1) for f in forms), dtype=np.int64, count=len(forms))
     out[:2] = -1
     return out
 

@@ -133,8 +133,7 @@ def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels:
     model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
     model.set_char_kinds(chars.chars)
     if pre_vecs is not None:
-        rows = torch.from_numpy(pretrained_rows([words.pretrained_key(f) for f in words.ids_to_words()], pre_words,
-                                                lambda w: words.pretrained_key(words.normalize(w))))
+        rows = torch.from_numpy(pretrained_rows(words, pre_words))
         has = rows >= 0
         table = torch.zeros(len(words), pre_vecs.shape[1])
         table[has] = torch.from_numpy(pre_vecs[rows[has].numpy()])
