@@ -335,7 +335,7 @@ def restore_pretrained(bundle: ModelBundle, trained_rows: int, precision: str) -
     them, each with the package's own vector (rounded to ``precision``, the one it trained with)."""
     from dataclasses import replace
 
-    from .embeddings import load_vectors
+    from .embeddings import load_vectors, pretrained_rows
 
     m, words = bundle.model, bundle.words
     if not m.emitter.has_pretrained:
@@ -343,18 +343,12 @@ def restore_pretrained(bundle: ModelBundle, trained_rows: int, precision: str) -
     if not m.n_tuned <= trained_rows <= len(words):
         raise ModelError(f"trained_rows {trained_rows} must lie between n_tuned ({m.n_tuned}) and the vocabulary size ({len(words)})")
     pre_words, pre_vecs = load_vectors(m.config.embeddings)
-    index = {f: i for i, f in enumerate(words.ids_to_words()[:trained_rows])}
-    extra: list[int] = []
-    for row, w in enumerate(pre_words):
-        k = words.pretrained_key(words.normalize(w))
-        if k not in index:
-            index[k] = len(index)
-            extra.append(row)
+    vocab = words.truncated(trained_rows, m.n_tuned).extended(pre_words)
+    extra = pretrained_rows(vocab, pre_words)[trained_rows:]  # every appended word has its row
     table = torch.cat((m.emitter.pretrained.detach()[:trained_rows].float(),
                        _precision(torch.from_numpy(pre_vecs[extra]), precision)))
     config = replace(m.config, pretrained_precision=precision)
-    big = BiLstmCrf(config, len(index), m.n_tuned, len(bundle.chars), m.labels, bundle.internal_scheme, m.pretrained_dim)
+    big = BiLstmCrf(config, len(vocab), m.n_tuned, len(bundle.chars), m.labels, bundle.internal_scheme, m.pretrained_dim)
     big.load_state_dict({**m.state_dict(), PRETRAINED: table})
     big.eval()
-    vocab = WordVocab(index, m.n_tuned, words.norm)
     return ModelBundle(big, vocab, bundle.chars, bundle.scheme, bundle.internal_scheme, dict(bundle.meta))

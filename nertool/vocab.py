@@ -92,15 +92,18 @@ class WordVocab:
         for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             if c >= min_count:
                 vocab[w] = len(vocab)
-        n_tuned = len(vocab)
-        lower = normalizers.Lowercase()
-        for w in pretrained_words or ():
-            w = primary.normalize_str(w)
-            if norm.cased:
-                w = lower.normalize_str(w)
-            if w not in vocab:
-                vocab[w] = len(vocab)
-        return cls(vocab, n_tuned, norm)
+        trained = cls(vocab, len(vocab), norm)
+        return trained.extended(pretrained_words) if pretrained_words else trained
+
+    def extended(self, pretrained_words: Iterable[str]) -> "WordVocab":
+        """This vocabulary with every pretrained word not yet in it appended, in the given order,
+        under the form it is looked up by (:meth:`pretrained_key` of the normalised word)."""
+        index = self.index()
+        for w in pretrained_words:
+            k = self.pretrained_key(self.normalize(w))
+            if k not in index:
+                index[k] = len(index)
+        return WordVocab(index, self.n_tuned, self.norm)
 
     @property
     def cased(self) -> bool:
