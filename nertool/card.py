@@ -24,6 +24,10 @@ def _bundled(config: dict[str, Any]) -> list[str]:
     if ref:
         lines.append(f"- pretrained vectors: read from the installed {ref.get('vectors')} package at load time "
                      f"({ref.get('stored_rows')} rows stored in this model; the package's rows are checked by sha256)")
+    e = config.get("ensemble") if isinstance(config.get("ensemble"), dict) else {}
+    if config.get("members"):
+        lines.append(f"- an ensemble of {config['members']} networks (tag scores and CRF transitions averaged): "
+                     + ", ".join(str(m) for m in e.get("members", [])))
     return ["## Recipe and speed", "", *lines, ""] if lines else []
 
 

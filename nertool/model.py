@@ -6,6 +6,7 @@ No I/O and no device handling here: the caller moves the module and its inputs. 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import List
 
 import torch
 from torch import nn
@@ -167,7 +168,8 @@ class Emitter(nn.Module):
     0 empty, ``char_index`` (batch, seq_len) into those rows, and a bool mask (batch, seq_len)
     -> tag scores (batch, seq_len, num_tags)."""
 
-    def __init__(self, config: ModelConfig, n_words: int, n_tuned: int, n_chars: int, n_labels: int, pretrained_dim: int = 0):
+    def __init__(self, config: ModelConfig, n_words: int, n_tuned: int, n_chars: int, n_labels: int, pretrained_dim: int = 0,
+                 shared_table: bool = False):
         super().__init__()
         self.case = CaseFeatures(torch.zeros(n_chars, dtype=torch.long)) if config.case_features else NoCase()
         dim = pretrained_dim or config.word_dim
@@ -178,7 +180,9 @@ class Emitter(nn.Module):
         # table for training words: a word seen in training is pretrained + tuned, a word known
         # only to the pretrained vectors keeps its pretrained vector.
         self.has_pretrained = pretrained_dim > 0
-        self.register_buffer("pretrained", torch.zeros(n_words if pretrained_dim else 1, dim))
+        # shared_table: a member of an EmitterEnsemble, whose one table it is given (not saved here)
+        rows = 1 if shared_table or not pretrained_dim else n_words
+        self.register_buffer("pretrained", torch.zeros(rows, dim), persistent=not shared_table)
         self.tuned = nn.Embedding(n_tuned, dim, padding_idx=PAD_ID)
         if config.char_encoder == "cnn":
             self.chars = CharCNN(n_chars, config.char_dim, config.char_hidden, config.char_kernel)
@@ -203,6 +207,7 @@ class Emitter(nn.Module):
         else:
             self.attention = NoAttention(states)
         self.emit = nn.Linear(self.attention.out_dim, n_labels)
+        self.feature_dim: int = self.chars.out_dim + self.case.out_dim  # columns of word_features
 
     def embed_words(self, words: torch.Tensor) -> torch.Tensor:
         # words: (batch, seq_len) -> (batch, seq_len, dim)
@@ -249,6 +254,56 @@ class Emitter(nn.Module):
         return self.emit(self.dropout(out))  # shape: (batch, seq_len, num_tags)
 
 
+class EmitterEnsemble(nn.Module):
+    """``members`` :class:`Emitter` networks over one vocabulary and one frozen pretrained table:
+    the same inputs as an Emitter -> the mean of the members' tag scores (batch, seq_len, num_tags).
+    Its word features are the members' side by side (words, members * member feature_dim)."""
+
+    def __init__(self, config: ModelConfig, n_words: int, n_tuned: int, n_chars: int, n_labels: int,
+                 pretrained_dim: int, members: int):
+        super().__init__()
+        dim = pretrained_dim or config.word_dim
+        self.n_tuned = n_tuned
+        self.has_pretrained = pretrained_dim > 0
+        self.register_buffer("pretrained", torch.zeros(n_words if pretrained_dim else 1, dim))
+        self.members = nn.ModuleList(
+            Emitter(config, n_words, n_tuned, n_chars, n_labels, pretrained_dim, shared_table=True) for _ in range(members)
+        )
+        self.feature_dim: int = sum(m.feature_dim for m in self.members)
+        self._tie()
+
+    def _tie(self) -> None:
+        for m in self.members:
+            m.pretrained = self.pretrained
+
+    def _apply(self, *args, **kwargs):  # .to(device) copies each buffer: point the members at the one copy again
+        out = super()._apply(*args, **kwargs)
+        self._tie()
+        return out
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.from_features(words, self.word_features(chars), char_index, mask)
+
+    @torch.jit.export
+    def word_features(self, chars: torch.Tensor) -> torch.Tensor:
+        """(words, max_chars) -> (words, feature_dim): each member's features, side by side."""
+        parts: List[torch.Tensor] = []
+        for m in self.members:
+            parts.append(m.word_features(chars))
+        return torch.cat(parts, dim=1)
+
+    @torch.jit.export
+    def from_features(self, words: torch.Tensor, per_word: torch.Tensor, char_index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The members' mean emissions, each from its own columns of ``per_word``."""
+        scores: List[torch.Tensor] = []
+        offset = 0
+        for m in self.members:
+            own = per_word[:, offset : offset + m.feature_dim].contiguous()  # shape: (words, member feature_dim)
+            scores.append(m.from_features(words, own, char_index, mask))
+            offset += m.feature_dim
+        return torch.stack(scores).mean(0)  # shape: (batch, seq_len, num_tags)
+
+
 class _AddBias(nn.Module):
     """Parametrisation: the stored parameter plus a fixed mask of forbidden transitions."""
 
@@ -273,12 +328,17 @@ class BiLstmCrf(nn.Module):
         labels: Sequence[str],
         scheme: str,
         pretrained_dim: int = 0,
+        members: int = 1,
     ):
         super().__init__()
         self.config = config
         self.labels = list(labels)
         self.pretrained_dim = pretrained_dim
-        self.emitter = Emitter(config, n_words, n_tuned, n_chars, len(labels), pretrained_dim)
+        self.members = members  # > 1: an ensemble (see nertool.ensemble), its CRF the members' mean
+        if members == 1:
+            self.emitter: Emitter | EmitterEnsemble = Emitter(config, n_words, n_tuned, n_chars, len(labels), pretrained_dim)
+        else:
+            self.emitter = EmitterEnsemble(config, n_words, n_tuned, n_chars, len(labels), pretrained_dim, members)
         self.crf = CRF(len(labels), batch_first=True)
         if config.constrain and scheme != "none":
             for name, bias in zip(("start_transitions", "end_transitions", "transitions"), constraint_bias(scheme, labels)):
@@ -308,9 +368,10 @@ class BiLstmCrf(nn.Module):
     def set_char_kinds(self, chars: Sequence[str]) -> None:
         """Tell the case features which character ids are upper, lower case or digits;
         ``chars[i]`` is the character of id ``i + 2`` (ids 0 and 1: padding, unknown)."""
-        if isinstance(self.emitter.case, CaseFeatures):
-            kinds = [0, 0] + [1 if c.isupper() else 2 if c.islower() else 3 if c.isdigit() else 0 for c in chars]
-            self.emitter.case.kinds.copy_(torch.tensor(kinds))
+        kinds = [0, 0] + [1 if c.isupper() else 2 if c.islower() else 3 if c.isdigit() else 0 for c in chars]
+        for e in self.emitter.members if isinstance(self.emitter, EmitterEnsemble) else [self.emitter]:
+            if isinstance(e.case, CaseFeatures):
+                e.case.kinds.copy_(torch.tensor(kinds))
 
     def emissions(self, words, chars, char_index, mask) -> torch.Tensor:
         """Per-token tag scores, shape (batch, seq_len, num_tags)."""

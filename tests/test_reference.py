@@ -59,9 +59,9 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "nertool.cli", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def train_with_package(out: Path) -> None:
+def train_with_package(out: Path, *extra: str) -> None:
     r = cli("train", str(SAMPLE / "train.conll"), "--dev", str(SAMPLE / "dev.conll"), "--out", str(out),
-            "--embeddings", "glove-6b-50d", *FAST)
+            "--embeddings", "glove-6b-50d", *FAST, *extra)
     assert r.returncode == 0, r.stderr
 
 
@@ -186,3 +186,24 @@ def test_a_bundled_model_is_small_states_its_recipe_and_speed_and_scores_what_it
     r = cli("evaluate", name, str(SHARED / "test.txt"), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["f1"] == pytest.approx(config["scores"]["test"]["f1"], abs=1e-12)
+
+
+def test_an_ensemble_refers_to_its_vectors_once_and_tags_as_its_members_combined(fake_glove, tmp_path):
+    from safetensors.torch import load_file
+
+    from nertool.checkpoint import load_model
+    from nertool.ensemble import combine
+
+    a, b, ens = tmp_path / "a", tmp_path / "b", tmp_path / "ens"
+    train_with_package(a, "--seed", "1")
+    train_with_package(b, "--seed", "2")
+    r = cli("ensemble", str(a), str(b), "--out", str(ens), "--refer")
+    assert r.returncode == 0 and "an ensemble of 2 models" in r.stderr, r.stderr
+    config = json.loads((ens / "config.json").read_text())
+    assert config["members"] == 2 and "pretrained_reference" in config
+    stored = load_file(ens / "model.safetensors")
+    # one pretrained table for both members, and only its trained rows stored
+    assert [k for k in stored if k.endswith("pretrained")] == ["emitter.pretrained"]
+    assert stored["emitter.pretrained"].shape[0] == config["pretrained_reference"]["stored_rows"] <= load_model(a).model.n_tuned
+    back = load_model(ens)
+    assert tag_all(back) == tag_all(combine([load_model(a), load_model(b)]))
