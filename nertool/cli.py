@@ -349,18 +349,20 @@ def evaluate_cmd(
     tag_field: Annotated[TagField, typer.Option(help="CoNLL-U tag field.")] = TagField.upos,
     encoding: Annotated[str, typer.Option(help="File encoding.")] = "utf-8",
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 512,
+    doc_context: Annotated[float, typer.Option(help="Pull the mentions of a name within a document (-DOCSTART- to -DOCSTART-) towards one entity type, with this weight (0: off; 1 was chosen on CoNLL-2003 dev).", min=0.0)] = 0.0,
 ):
     """Score a model on a labelled file: span precision, recall and F1, overall and per type.
 
     Examples:
       nertool evaluate runs/en test.txt
       nertool evaluate runs/en test.txt --json --mode strict
+      nertool evaluate en test.txt --doc-context 1
     """
     from .evaluate import evaluate_file
 
     d = C.DataConfig(format=fmt.value, token_column=token_column, tag_column=tag_column, tag_field=tag_field.value,
                      encoding=encoding)
-    r = evaluate_file(model, data, d, mode=mode.value, batch_size=batch_size)
+    r = evaluate_file(model, data, d, mode=mode.value, batch_size=batch_size, doc_context=doc_context)
     if as_json:
         out.print(json.dumps(r), soft_wrap=True, markup=False, highlight=False)
         return

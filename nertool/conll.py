@@ -119,6 +119,18 @@ def read_conll(
     return sentences
 
 
+def document_ids(path: str | Path, encoding: str = "utf-8") -> list[int]:
+    """The document of each sentence of a CoNLL column file, as :func:`read_conll` reads its
+    sentences: ``-DOCSTART-`` lines separate documents, numbered 0, 1, ... in file order (a file
+    without any is one document; documents without sentences get no number)."""
+    from bisect import bisect_right
+
+    lines = list(enumerate(read_lines(path, encoding), 1))
+    starts = [n for n, line in lines if line.strip() and split_fields(line)[0] == "-DOCSTART-"]
+    dense: dict[int, int] = {}
+    return [dense.setdefault(bisect_right(starts, rows[0][0]), len(dense)) for rows in parse_columns(lines, path)]
+
+
 def read_conllu(path: str | Path, tag_field: str = "upos", encoding: str = "utf-8") -> list[Sentence]:
     """Sentences of a CoNLL-U file: FORM with UPOS (or XPOS). Comments, multi-word token ranges
     (``1-2``) and empty nodes (``1.1``) are skipped."""

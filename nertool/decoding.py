@@ -209,3 +209,29 @@ def nbest_viterbi(
         cur = prev
         tags[:, :, t] = torch.div(cur, k, rounding_mode="floor")
     return tags, top
+
+
+def type_consistency(
+    marginals: torch.Tensor, groups: torch.Tensor, tag_types: torch.Tensor, n_types: int, weight: float
+) -> torch.Tensor:
+    """Emission biases that pull the mentions of one name in one document towards one type.
+
+    ``marginals`` (tokens, num_tags) are each token's tag marginals; ``groups`` (tokens,) puts
+    tokens that are mentions of the same name (in the same document) in one group, ``-1`` for
+    tokens in none; ``tag_types`` (num_tags,) maps each tag to its type (``O`` is a type too).
+    Returns (tokens, num_tags): ``weight * log(m + 1e-6)`` where ``m`` is the mean, over the
+    token's group, of the marginal mass of the tag's type; zero for tokens in no group.
+    """
+    n_tokens, num_tags = marginals.shape
+    mass = marginals.new_zeros(n_tokens, n_types).index_add_(1, tag_types, marginals)  # shape: (tokens, types)
+    bias = marginals.new_zeros(n_tokens, num_tags)
+    member = groups >= 0
+    if not bool(member.any()) or weight == 0.0:
+        return bias
+    g = groups[member]
+    n_groups = int(g.max()) + 1
+    sums = marginals.new_zeros(n_groups, n_types).index_add_(0, g, mass[member])
+    counts = torch.bincount(g, minlength=n_groups).to(marginals.dtype).clamp(min=1)
+    mean = sums / counts.unsqueeze(1)  # shape: (groups, types)
+    bias[member] = weight * torch.log(mean[g] + 1e-6)[:, tag_types]
+    return bias

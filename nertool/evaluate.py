@@ -11,7 +11,7 @@ from . import conll
 from . import tags as tagmod
 from .checkpoint import ModelBundle
 from .config import EVAL_MODES, DataConfig
-from .errors import DataFormatError
+from .errors import ConfigError, DataFormatError
 
 
 
@@ -59,14 +59,28 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     }
 
 
+def name_groups(sentences: Sequence[Sequence[str]], documents: Sequence[int]) -> list[int]:
+    """One group id per token (in sentence order): the tokens that start with an upper-case
+    letter and have the same lower-cased form in the same document share one; ``-1`` for the
+    others. ``documents`` gives each sentence's document."""
+    ids: dict[tuple[int, str], int] = {}
+    out = []
+    for toks, doc in zip(sentences, documents):
+        out.extend(ids.setdefault((doc, t.lower()), len(ids)) if t[:1].isupper() else -1 for t in toks)
+    return out
+
+
 def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512,
-            device: str = "cpu") -> list[list[str]]:
+            device: str = "cpu", documents: Sequence[int] | None = None, doc_context: float = 0.0) -> list[list[str]]:
     """Viterbi tags of every sentence, in the corpus's own scheme. The model must already be on
-    ``device``; it is put in eval mode for the call and left in its former mode."""
+    ``device``; it is put in eval mode for the call and left in its former mode.
+
+    With ``documents`` (each sentence's document) and ``doc_context`` > 0, the mentions of a name
+    in a document are pulled towards one entity type (:func:`nertool.decoding.type_consistency`
+    with weight ``doc_context``, from a first pass's marginals) before the final Viterbi."""
     import torch
 
     from .batching import Encoder
-    from .decoding import viterbi
 
     model = bundle.model
     encoder = Encoder(bundle.words, bundle.chars, model.config.max_word_chars)
@@ -75,38 +89,91 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
     out: list[list[str]] = [[] for _ in sentences]
     was_training = model.training
     model.eval()
+    consistent = doc_context > 0 and documents is not None
+    if consistent and bundle.scheme == "none":
+        raise ValueError("document context needs entity types: the model's labels have no chunk scheme")
     try:
         with torch.inference_mode():
+            scored = []
             for batch in encoder.batches(encoder.encode(sentences), batch_size, max_tokens=batch_size * 50):
                 batch = batch.to(device)
                 em = model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
-                best, _ = viterbi(em, batch.mask, start, end, trans)  # shape: (batch, seq_len)
-                for row, i in zip(best.tolist(), batch.index):
-                    out[i] = decode(row[: len(sentences[i])])
+                scored.append((batch, em))
+                if not consistent:
+                    _decode_into(out, batch, em, sentences, decode, start, end, trans)
+            if consistent:
+                bias = _document_bias(bundle, scored, sentences, documents, doc_context, (start, end, trans))
+                offsets = [0]
+                for toks in sentences:
+                    offsets.append(offsets[-1] + len(toks))
+                for batch, em in scored:
+                    em = em.clone()
+                    for r, i in enumerate(batch.index):
+                        em[r, : len(sentences[i])] += bias[offsets[i] : offsets[i + 1]]
+                    _decode_into(out, batch, em, sentences, decode, start, end, trans)
     finally:
         model.train(was_training)
     return out
 
 
+def _decode_into(out, batch, em, sentences, decode, start, end, trans) -> None:
+    from .decoding import viterbi
+
+    best, _ = viterbi(em, batch.mask, start, end, trans)  # shape: (batch, seq_len)
+    for row, i in zip(best.tolist(), batch.index):
+        out[i] = decode(row[: len(sentences[i])])
+
+
+def _document_bias(bundle, scored, sentences, documents, weight, scores):
+    """(tokens, num_tags) emission biases of :func:`nertool.decoding.type_consistency`, tokens in
+    sentence order, from the marginals of the first pass's emissions ``scored``."""
+    import torch
+
+    from .decoding import marginals, type_consistency
+
+    if len(documents) != len(sentences):
+        raise ValueError(f"{len(documents)} document ids for {len(sentences)} sentences")
+    if not scored:
+        return torch.zeros(0, len(bundle.labels))
+    per_sentence: list = [None] * len(sentences)
+    for batch, em in scored:
+        p = marginals(em, batch.mask, *scores)  # shape: (batch, seq_len, num_tags)
+        for r, i in enumerate(batch.index):
+            per_sentence[i] = p[r, : len(sentences[i])]
+    types = [tagmod.split_tag(label)[1] or "O" for label in bundle.labels]
+    type_ids = {t: k for k, t in enumerate(dict.fromkeys(types))}
+    tag_types = torch.tensor([type_ids[t] for t in types], device=scored[0][1].device)
+    groups = torch.tensor(name_groups(sentences, documents), dtype=torch.long, device=tag_types.device)
+    flat = torch.cat(per_sentence) if per_sentence else torch.zeros(0, len(types))
+    return type_consistency(flat, groups, tag_types, len(type_ids), weight)
+
+
 def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512,
-             device: str = "cpu") -> dict[str, Any]:
-    """Score a model on labelled sentences ``[(tokens, tags), ...]`` in the corpus's scheme."""
-    pred = predict(bundle, [t for t, _ in sentences], batch_size, device)
+             device: str = "cpu", documents: Sequence[int] | None = None, doc_context: float = 0.0) -> dict[str, Any]:
+    """Score a model on labelled sentences ``[(tokens, tags), ...]`` in the corpus's scheme
+    (``documents``, ``doc_context``: see :func:`predict`)."""
+    pred = predict(bundle, [t for t, _ in sentences], batch_size, device, documents, doc_context)
     return score([g for _, g in sentences], pred, bundle.scheme, mode)
 
 
 def evaluate_file(model: str, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
-                  batch_size: int = 512) -> dict[str, Any]:
-    """Load a model and score it on a labelled file; predictions are compared in the file's scheme."""
+                  batch_size: int = 512, doc_context: float = 0.0) -> dict[str, Any]:
+    """Load a model and score it on a labelled file; predictions are compared in the file's scheme.
+    ``doc_context`` > 0 pulls the mentions of a name within a document (``-DOCSTART-`` to
+    ``-DOCSTART-``) towards one type, with that weight (see :func:`predict`)."""
     from .loading import load
 
-    return evaluate_bundle_file(load(model), path, data, mode, batch_size)
+    return evaluate_bundle_file(load(model), path, data, mode, batch_size, doc_context)
 
 
 def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
-                         batch_size: int = 512) -> dict[str, Any]:
+                         batch_size: int = 512, doc_context: float = 0.0) -> dict[str, Any]:
     """:func:`evaluate_file` for a loaded model."""
+    if doc_context < 0 or doc_context != doc_context:
+        raise ConfigError(f"doc_context must be a non-negative number, got {doc_context}")
     check = bundle.scheme != "none"
+    if doc_context and not check:
+        raise ConfigError("--doc-context needs entity tags (a chunk scheme); this model's labels have none")
     sents = conll.read_file(path, data, check_tags=check)
     if not sents:
         raise DataFormatError(path, None, "no sentences found")
@@ -114,7 +181,17 @@ def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig
     if check and scheme != bundle.scheme:
         # e.g. an IOB2 model scored on an IOB1 file: compare in the file's scheme
         sents = [(t, tagmod.convert(g, scheme, bundle.scheme)) for t, g in sents]
-    result = evaluate(bundle, sents, mode, batch_size)
+    documents = None
+    if doc_context:
+        if data.format == "conllu" or (data.format == "auto" and str(path).endswith(".conllu")):
+            raise ConfigError("--doc-context reads documents from -DOCSTART- lines of CoNLL column files")
+        documents = conll.document_ids(path, data.encoding)
+        if len(documents) != len(sents):
+            raise DataFormatError(path, None, "could not match sentences to documents")
+    result = evaluate(bundle, sents, mode, batch_size, documents=documents, doc_context=doc_context)
+    result["doc_context"] = doc_context
+    if documents is not None:
+        result["documents"] = len(set(documents))
     result["sentences"] = len(sents)
     result["tokens"] = sum(len(t) for t, _ in sents)
     return result

@@ -16,7 +16,7 @@ from .decoding import viterbi
 from .errors import ModelError
 from .fileio import atomic_write_bytes
 from .loading import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
-from .model import BiLstmCrf, Emitter
+from .model import BiLstmCrf
 from .tags import label_map
 
 
