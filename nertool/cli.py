@@ -427,6 +427,7 @@ def tag_cmd(
     no_scores: Annotated[bool, typer.Option("--no-scores", help="Skip confidences (faster).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip (and count) undecodable or ragged input lines instead of stopping.")] = False,
     force: Annotated[bool, typer.Option("--force", help="With an output directory: redo inputs whose output exists.")] = False,
+    doc_context: Annotated[float, typer.Option(help="Pull the mentions of a name within a document (a paragraph of text, a line, a JSONL record) towards one entity type, with this weight (0: off; 1 was chosen on CoNLL-2003 dev).", min=0.0)] = 0.0,
 ):
     """Tag text files (or stdin) with a model.
 
@@ -444,7 +445,8 @@ def tag_cmd(
     model, specs = _model_and_inputs(args)
     if nbest and fmt.value != "jsonl":
         raise NertoolError("--nbest needs --format jsonl")
-    opts = TagOptions(input_format.value, fmt.value, nbest, batch_size, not no_scores, token_column, encoding, lang, skip_bad)
+    opts = TagOptions(input_format.value, fmt.value, nbest, batch_size, not no_scores, token_column, encoding, lang, skip_bad,
+                      doc_context)
     jobs = plan(specs, output, fmt.value)
     if ray is not None:
         return _tag_ray(model, [j.source for j in jobs], output, opts, ray, workers, device)

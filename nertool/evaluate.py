@@ -59,25 +59,14 @@ def score(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], scheme: 
     }
 
 
-def name_groups(sentences: Sequence[Sequence[str]], documents: Sequence[int]) -> list[int]:
-    """One group id per token (in sentence order): the tokens that start with an upper-case
-    letter and have the same lower-cased form in the same document share one; ``-1`` for the
-    others. ``documents`` gives each sentence's document."""
-    ids: dict[tuple[int, str], int] = {}
-    out = []
-    for toks, doc in zip(sentences, documents):
-        out.extend(ids.setdefault((doc, t.lower()), len(ids)) if t[:1].isupper() else -1 for t in toks)
-    return out
-
-
 def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size: int = 512,
             device: str = "cpu", documents: Sequence[int] | None = None, doc_context: float = 0.0) -> list[list[str]]:
     """Viterbi tags of every sentence, in the corpus's own scheme. The model must already be on
     ``device``; it is put in eval mode for the call and left in its former mode.
 
     With ``documents`` (each sentence's document) and ``doc_context`` > 0, the mentions of a name
-    in a document are pulled towards one entity type (:func:`nertool.decoding.type_consistency`
-    with weight ``doc_context``, from a first pass's marginals) before the final Viterbi."""
+    in a document are pulled towards one entity type (:mod:`nertool.context`, with weight ``doc_context``,
+    from a first pass's marginals) before the final Viterbi."""
     import torch
 
     from .batching import Encoder
@@ -98,19 +87,23 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
             for batch in encoder.batches(encoder.encode(sentences), batch_size, max_tokens=batch_size * 50):
                 batch = batch.to(device)
                 em = model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
-                scored.append((batch, em))
-                if not consistent:
+                if consistent:  # decoded once every document's marginals are known
+                    scored.append((batch, em))
+                else:
                     _decode_into(out, batch, em, sentences, decode, start, end, trans)
             if consistent:
-                bias = _document_bias(bundle, scored, sentences, documents, doc_context, (start, end, trans))
-                offsets = [0]
-                for toks in sentences:
-                    offsets.append(offsets[-1] + len(toks))
+                from .context import document_bias, offsets, place
+                from .decoding import marginals
+
+                per_sentence: list = [None] * len(sentences)
                 for batch, em in scored:
-                    em = em.clone()
+                    p = marginals(em, batch.mask, start, end, trans)  # shape: (batch, seq_len, num_tags)
                     for r, i in enumerate(batch.index):
-                        em[r, : len(sentences[i])] += bias[offsets[i] : offsets[i + 1]]
-                    _decode_into(out, batch, em, sentences, decode, start, end, trans)
+                        per_sentence[i] = p[r, : len(sentences[i])]
+                bias = document_bias(bundle.labels, per_sentence, sentences, documents, doc_context)
+                at = offsets(sentences)
+                for batch, em in scored:
+                    _decode_into(out, batch, place(bias, em, batch.index, at), sentences, decode, start, end, trans)
     finally:
         model.train(was_training)
     return out
@@ -122,30 +115,6 @@ def _decode_into(out, batch, em, sentences, decode, start, end, trans) -> None:
     best, _ = viterbi(em, batch.mask, start, end, trans)  # shape: (batch, seq_len)
     for row, i in zip(best.tolist(), batch.index):
         out[i] = decode(row[: len(sentences[i])])
-
-
-def _document_bias(bundle, scored, sentences, documents, weight, scores):
-    """(tokens, num_tags) emission biases of :func:`nertool.decoding.type_consistency`, tokens in
-    sentence order, from the marginals of the first pass's emissions ``scored``."""
-    import torch
-
-    from .decoding import marginals, type_consistency
-
-    if len(documents) != len(sentences):
-        raise ValueError(f"{len(documents)} document ids for {len(sentences)} sentences")
-    if not scored:
-        return torch.zeros(0, len(bundle.labels))
-    per_sentence: list = [None] * len(sentences)
-    for batch, em in scored:
-        p = marginals(em, batch.mask, *scores)  # shape: (batch, seq_len, num_tags)
-        for r, i in enumerate(batch.index):
-            per_sentence[i] = p[r, : len(sentences[i])]
-    types = [tagmod.split_tag(label)[1] or "O" for label in bundle.labels]
-    type_ids = {t: k for k, t in enumerate(dict.fromkeys(types))}
-    tag_types = torch.tensor([type_ids[t] for t in types], device=scored[0][1].device)
-    groups = torch.tensor(name_groups(sentences, documents), dtype=torch.long, device=tag_types.device)
-    flat = torch.cat(per_sentence) if per_sentence else torch.zeros(0, len(types))
-    return type_consistency(flat, groups, tag_types, len(type_ids), weight)
 
 
 def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512,

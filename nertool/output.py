@@ -94,7 +94,7 @@ FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll,
 
 
 def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_size: int = 256,
-           scores: bool = True) -> Iterator[tuple[Any, bytes]]:
+           scores: bool = True, doc_context: float = 0.0) -> Iterator[tuple[Any, bytes]]:
     """Tag a stream of :class:`~nertool.inputs.Document` in batches of about ``4 * batch_size``
     sentences; yields ``(document, output bytes)`` in input order. Give long documents in parts
     (:func:`~nertool.inputs.segment_documents` with ``part``) to bound memory."""
@@ -113,6 +113,9 @@ def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_siz
         if not chunk:
             return
         flat: Sequence = [[t.text for t in s] for d in chunk for s in d.sentences]
-        results = iter(tagger.tag_sentences(flat, nbest=nbest, scores=scores) if flat else [])
+        ids: dict = {}  # the parts of one long document are one document
+        documents = [ids.setdefault((d.path, d.index), len(ids)) for d in chunk for _ in d.sentences]
+        results = iter(tagger.tag_sentences(flat, nbest=nbest, scores=scores, documents=documents,
+                                            doc_context=doc_context) if flat else [])
         for d in chunk:
             yield d, fmt_fn(d, list(islice(results, len(d.sentences))))

@@ -27,6 +27,7 @@ class TagOptions:
     encoding: str = "utf-8"
     lang: str = "en"
     skip_bad: bool = False
+    doc_context: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,4 +104,4 @@ def tag_source(engine, source: str, opts: TagOptions, bad: BadLines,
 
 
 def render_options(opts: TagOptions) -> RenderOptions:
-    return RenderOptions(opts.output_format, opts.nbest, opts.batch_size, opts.scores, opts.lang)
+    return RenderOptions(opts.output_format, opts.nbest, opts.batch_size, opts.scores, opts.lang, opts.doc_context)

@@ -59,14 +59,14 @@ class TagBatch:
 
     def __init__(self, model: str = "en", *, output_format: str = "jsonl", nbest: int = 0, scores: bool = True,
                  lang: str = "en", batch_size: int = 256, device: str = "cpu", threads: int = 1,
-                 text_column: str = "text", id_column: str | None = "id"):
+                 text_column: str = "text", id_column: str | None = "id", doc_context: float = 0.0):
         import torch
 
         from .tagger import Tagger
 
         torch.set_num_threads(threads)
         self.tagger = Tagger.load(model, device=device, batch_size=batch_size)
-        self.opts = RenderOptions(output_format, nbest, batch_size, scores, lang)
+        self.opts = RenderOptions(output_format, nbest, batch_size, scores, lang, doc_context)
         self.text_column = text_column
         self.id_column = id_column
 
@@ -149,7 +149,8 @@ def tag_with_ray(sources: Sequence[str], out_dir: str, model: str, opts, address
                         num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0,
                         fn_constructor_kwargs={"model": model, "output_format": opts.output_format,
                                                "nbest": opts.nbest, "scores": opts.scores, "lang": opts.lang,
-                                               "batch_size": opts.batch_size, "device": device})
+                                               "batch_size": opts.batch_size, "device": device,
+                                               "doc_context": opts.doc_context})
     try:
         ds.write_datasink(_jsonl_sink(out_dir))
     except Exception as e:  # a NertoolError raised in a task arrives wrapped by Ray

@@ -95,11 +95,14 @@ class Tagger:
         return cls(load(model, device), device, batch_size, threads)
 
     # -- public API ---------------------------------------------------------------------------
-    def __call__(self, text: str, nbest: int = 0) -> Doc:
-        return next(self.pipe([text], nbest=nbest))
+    def __call__(self, text: str, nbest: int = 0, doc_context: float = 0.0) -> Doc:
+        return next(self.pipe([text], nbest=nbest, doc_context=doc_context))
 
-    def pipe(self, texts: Iterable[str], batch_size: int | None = None, nbest: int = 0, scores: bool = True) -> Iterator[Doc]:
-        """Tag a stream of texts, batching sentences across texts; yields one Doc per text."""
+    def pipe(self, texts: Iterable[str], batch_size: int | None = None, nbest: int = 0, scores: bool = True,
+             doc_context: float = 0.0) -> Iterator[Doc]:
+        """Tag a stream of texts, batching sentences across texts; yields one Doc per text.
+        ``doc_context`` > 0 pulls the mentions of a name within a text towards one entity type
+        (see :meth:`tag_sentences`)."""
         batch_size = batch_size or self.batch_size
         pending: list[tuple[str, list[list[Token]]]] = []
         n_sents = 0
@@ -108,10 +111,10 @@ class Tagger:
             pending.append((text, sents))
             n_sents += len(sents)
             if n_sents >= batch_size:
-                yield from self._docs(pending, nbest, scores)
+                yield from self._docs(pending, nbest, scores, doc_context)
                 pending, n_sents = [], 0
         if pending:
-            yield from self._docs(pending, nbest, scores)
+            yield from self._docs(pending, nbest, scores, doc_context)
 
     def tag_tokens(self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True) -> list[Doc]:
         """Tag pre-tokenised sentences; each Doc's text is the tokens joined by single spaces."""
@@ -127,29 +130,62 @@ class Tagger:
         return docs
 
     def tag_sentences(
-        self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True, marginals: bool = False
+        self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True, marginals: bool = False,
+        documents: Sequence[int] | None = None, doc_context: float = 0.0,
     ) -> list[SentenceResult]:
-        """Low-level: tag token lists; results in input order."""
+        """Low-level: tag token lists; results in input order. With ``documents`` (each
+        sentence's document) and ``doc_context`` > 0, a first pass's marginals pull the mentions
+        of a name within a document towards one entity type (:mod:`nertool.context`); tags,
+        confidences and n-best then all come from the adjusted scores."""
         for i, s in enumerate(sentences):
             if len(s) == 0:
                 raise NertoolError(f"sentence {i + 1} has no tokens")
             if not all(s):
                 raise NertoolError(f"sentence {i + 1} has an empty token")
+        if doc_context < 0 or doc_context != doc_context:
+            raise NertoolError(f"doc_context must be a non-negative number, got {doc_context}")
+        context = doc_context > 0 and documents is not None
+        if context and self.scheme == "none":
+            raise NertoolError("document context needs entity tags; this model's labels have no chunk scheme")
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
         with torch.inference_mode():
             features = self._word_features({w for s in sentences for w in s})
-            for batch in self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50, rows=self._feature_rows):
-                results = self._tag_batch(batch.to(self.device), features, nbest, scores, marginals)
+            batches = self.encoder.batches(items, self.batch_size, max_tokens=self.batch_size * 50, rows=self._feature_rows)
+            if context:
+                batches, scored = self._context_scores(list(batches), features, sentences, documents, doc_context)
+            for k, batch in enumerate(batches):
+                results = self._tag_batch(batch.to(self.device), features, nbest, scores, marginals,
+                                          scored[k] if context else None)
                 for i, res in zip(batch.index, results):
                     out[i] = res
         return out  # type: ignore[return-value]
 
-    def _tag_batch(self, batch, features: torch.Tensor, nbest: int, scores: bool, marginals: bool) -> list[SentenceResult]:
-        """Decode one batch (on the tagger's device): Viterbi tags and chunks, and on demand the
-        span and token marginals, the token posteriors and the n-best sequences."""
+    def _context_scores(self, batches, features, sentences, documents, weight):
+        """The batches (on the device) and their emissions with the document-context biases added."""
+        from .context import document_bias, offsets, place
+        from .decoding import marginals as token_marginals
+
         start, end, trans = self._trans
-        em = self.model.emissions_from_features(batch.words, features, batch.char_index, batch.mask)
+        batches = [b.to(self.device) for b in batches]
+        ems = [self.model.emissions_from_features(b.words, features, b.char_index, b.mask) for b in batches]
+        per_sentence: list = [None] * len(sentences)
+        for b, em in zip(batches, ems):
+            p = token_marginals(em, b.mask, start, end, trans)  # shape: (batch, seq_len, num_tags)
+            for r, i in enumerate(b.index):
+                per_sentence[i] = p[r, : len(sentences[i])]
+        bias = document_bias(self.model.labels, per_sentence, sentences, documents, weight)
+        at = offsets(sentences)
+        return batches, [place(bias, em, b.index, at) for b, em in zip(batches, ems)]
+
+    def _tag_batch(self, batch, features: torch.Tensor, nbest: int, scores: bool, marginals: bool,
+                   em: torch.Tensor | None = None) -> list[SentenceResult]:
+        """Decode one batch (on the tagger's device): Viterbi tags and chunks, and on demand the
+        span and token marginals, the token posteriors and the n-best sequences. ``em``: the
+        batch's emissions when already computed."""
+        start, end, trans = self._trans
+        if em is None:
+            em = self.model.emissions_from_features(batch.words, features, batch.char_index, batch.mask)
         best, _ = viterbi(em, batch.mask, start, end, trans)
         lengths = batch.mask.sum(1).tolist()
         rows = best.tolist()
@@ -223,9 +259,11 @@ class Tagger:
             return []
         return tagmod.chunks_parsed([self._parsed[j] for j in ids], self.internal)
 
-    def _docs(self, pending, nbest, scores) -> Iterator[Doc]:
+    def _docs(self, pending, nbest, scores, doc_context: float = 0.0) -> Iterator[Doc]:
         flat = [[t.text for t in s] for _, sents in pending for s in sents]
-        results = iter(self.tag_sentences(flat, nbest=nbest, scores=scores) if flat else [])
+        documents = [k for k, (_, sents) in enumerate(pending) for _ in sents]
+        results = iter(self.tag_sentences(flat, nbest=nbest, scores=scores, documents=documents,
+                                          doc_context=doc_context) if flat else [])
         for text, sents in pending:
             yield self._doc(text, sents, [next(results) for _ in sents])
 

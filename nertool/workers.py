@@ -33,6 +33,7 @@ class RenderOptions:
     batch_size: int = 256
     scores: bool = True
     lang: str = "en"
+    doc_context: float = 0.0  # > 0: mentions of a name within a document pulled towards one type
 
 
 def chunked(docs: Iterable[Document], chars: int = CHUNK_CHARS) -> Iterator[list[Document]]:
@@ -58,7 +59,7 @@ def tag_documents(tagger, docs: list[Document], opts: RenderOptions) -> tuple[li
     pieces: list[list[bytes]] = []
     tokens = 0
     for d, data in render(tagger, segment_documents(docs, opts.lang, part), opts.output_format, opts.nbest,
-                          opts.batch_size, opts.scores):
+                          opts.batch_size, opts.scores, opts.doc_context):
         if d.first_sentence and pieces:  # a later part of the same document
             pieces[-1].append(data)
         else:

@@ -64,7 +64,7 @@ def test_document_ids_count_the_docstart_lines_before_each_sentence(tmp_path_fac
 
 
 def test_name_groups_join_capitalised_forms_within_a_document_only():
-    from nertool.evaluate import name_groups
+    from nertool.context import name_groups
 
     g = name_groups([["Paris", "is", "PARIS"], ["paris", "Paris"], ["Paris"]], [0, 0, 1])
     assert g[0] == g[2] == g[4] and g[1] == -1 and g[3] == -1  # lower-case "paris" is not a mention
@@ -98,6 +98,12 @@ class _ContextModel(torch.nn.Module):
         after_dr = torch.zeros_like(words, dtype=torch.bool)
         after_dr[:, 1:] = words[:, :-1] == self.dr
         return em + after_dr.unsqueeze(2) * torch.tensor([0.0, 5.0, 0.0])
+
+    def word_features(self, chars):
+        return torch.zeros(chars.shape[0], 0)
+
+    def emissions_from_features(self, words, features, char_index, mask):
+        return self.emissions(words, None, char_index, mask)
 
     def transition_scores(self):
         return torch.zeros(3), torch.zeros(3), torch.zeros(3, 3)
@@ -151,3 +157,41 @@ def test_cli_evaluate_doc_context(tiny_model, tmp_path):
     assert json.loads(zero.output)["f1"] == a["f1"]
     bad = runner.invoke(app, ["evaluate", str(tiny_model), str(path), "--doc-context", "-1"])
     assert bad.exit_code == 2
+
+
+def test_the_tagger_applies_doc_context_within_each_text_and_reports_the_adjusted_confidences():
+    from nertool import Tagger
+
+    tagger = Tagger(_context_bundle())
+    sents = [["Dr", "Anna", "spoke"], ["Anna", "left"], ["Anna", "left"]]
+    plain = tagger.tag_sentences(sents, documents=[0, 0, 1])
+    pulled = tagger.tag_sentences(sents, documents=[0, 0, 1], doc_context=1.0)
+    assert [r.tags for r in plain] == [["O", "B-PER", "O"], ["B-LOC", "O"], ["B-LOC", "O"]]
+    assert [r.tags for r in pulled] == [["O", "B-PER", "O"], ["B-PER", "O"], ["B-LOC", "O"]]
+    # the confidence of the pulled mention is that of the adjusted scores: PER now more likely than not
+    assert pulled[1].chunks[0][0] == "PER" and pulled[1].chunks[0][3] > 0.5 > plain[1].chunks[0][3]
+    # the other document keeps its decision (a lone mention only sharpens its own type evidence)
+    assert [c[:3] for c in pulled[2].chunks] == [c[:3] for c in plain[2].chunks] == [("LOC", 0, 1)]
+    # Tagger.pipe: each text is one document
+    docs = list(tagger.pipe(["Dr Anna spoke. Anna left.", "Anna left."], doc_context=1.0))
+    assert [s.label for s in docs[0].spans] == ["PER", "PER"] and [s.label for s in docs[1].spans] == ["LOC"]
+    with pytest.raises(Exception, match="non-negative"):
+        tagger.tag_sentences(sents, documents=[0, 0, 1], doc_context=-1.0)
+
+
+def test_cli_tag_doc_context(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from nertool.cli import app
+
+    text = tmp_path / "in.txt"
+    text.write_text((SAMPLE / "sample.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    runner = CliRunner()
+    outs = {}
+    for w in ("0", "1"):
+        r = runner.invoke(app, ["tag", str(tiny_model), str(text), "--doc-context", w, "-o", str(tmp_path / f"o{w}.jsonl")])
+        assert r.exit_code == 0, r.output
+        outs[w] = (tmp_path / f"o{w}.jsonl").read_text()
+    r = runner.invoke(app, ["tag", str(tiny_model), str(text), "-o", str(tmp_path / "plain.jsonl")])
+    assert (tmp_path / "plain.jsonl").read_text() == outs["0"]
+    assert outs["1"].count("\n") == outs["0"].count("\n")
