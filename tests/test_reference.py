@@ -186,6 +186,10 @@ def test_a_bundled_model_is_small_states_its_recipe_and_speed_and_scores_what_it
     r = cli("evaluate", name, str(SHARED / "test.txt"), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["f1"] == pytest.approx(config["scores"]["test"]["f1"], abs=1e-12)
+    weight = config["scores"]["doc_context_weight"]
+    r = cli("evaluate", name, str(SHARED / "test.txt"), "--json", "--doc-context", str(weight))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["f1"] == pytest.approx(config["scores"]["test_doc_context"]["f1"], abs=1e-12)
 
 
 def test_an_ensemble_refers_to_its_vectors_once_and_tags_as_its_members_combined(fake_glove, tmp_path):
