@@ -55,3 +55,22 @@ def offsets(sentences: Sequence[Sequence[str]]) -> list[int]:
     for s in sentences:
         out.append(out[-1] + len(s))
     return out
+
+
+def adjusted_emissions(labels: Sequence[str], scored: Sequence[tuple], sentences: Sequence[Sequence[str]],
+                       documents: Sequence[int], weight: float,
+                       transitions: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """The emissions of every batch with the document-context biases added. ``scored`` holds
+    ``(batch, emissions)`` pairs (a :class:`~nertool.batching.Batch` with ``index`` and ``mask``,
+    and its (batch, seq_len, num_tags) scores) covering ``sentences``; ``transitions`` are the
+    model's ``(start, end, transitions)``."""
+    from .decoding import marginals
+
+    per_sentence: list = [None] * len(sentences)
+    for batch, em in scored:
+        p = marginals(em, batch.mask, *transitions)  # shape: (batch, seq_len, num_tags)
+        for r, i in enumerate(batch.index):
+            per_sentence[i] = p[r, : len(sentences[i])]
+    bias = document_bias(labels, per_sentence, sentences, documents, weight)
+    at = offsets(sentences)
+    return [place(bias, em, batch.index, at) for batch, em in scored]

@@ -92,18 +92,11 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
                 else:
                     _decode_into(out, batch, em, sentences, decode, start, end, trans)
             if consistent:
-                from .context import document_bias, offsets, place
-                from .decoding import marginals
+                from .context import adjusted_emissions
 
-                per_sentence: list = [None] * len(sentences)
-                for batch, em in scored:
-                    p = marginals(em, batch.mask, start, end, trans)  # shape: (batch, seq_len, num_tags)
-                    for r, i in enumerate(batch.index):
-                        per_sentence[i] = p[r, : len(sentences[i])]
-                bias = document_bias(bundle.labels, per_sentence, sentences, documents, doc_context)
-                at = offsets(sentences)
-                for batch, em in scored:
-                    _decode_into(out, batch, place(bias, em, batch.index, at), sentences, decode, start, end, trans)
+                pulled = adjusted_emissions(bundle.labels, scored, sentences, documents, doc_context, (start, end, trans))
+                for (batch, _), em in zip(scored, pulled):
+                    _decode_into(out, batch, em, sentences, decode, start, end, trans)
     finally:
         model.train(was_training)
     return out

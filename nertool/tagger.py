@@ -163,20 +163,11 @@ class Tagger:
 
     def _context_scores(self, batches, features, sentences, documents, weight):
         """The batches (on the device) and their emissions with the document-context biases added."""
-        from .context import document_bias, offsets, place
-        from .decoding import marginals as token_marginals
+        from .context import adjusted_emissions
 
-        start, end, trans = self._trans
         batches = [b.to(self.device) for b in batches]
-        ems = [self.model.emissions_from_features(b.words, features, b.char_index, b.mask) for b in batches]
-        per_sentence: list = [None] * len(sentences)
-        for b, em in zip(batches, ems):
-            p = token_marginals(em, b.mask, start, end, trans)  # shape: (batch, seq_len, num_tags)
-            for r, i in enumerate(b.index):
-                per_sentence[i] = p[r, : len(sentences[i])]
-        bias = document_bias(self.model.labels, per_sentence, sentences, documents, weight)
-        at = offsets(sentences)
-        return batches, [place(bias, em, b.index, at) for b, em in zip(batches, ems)]
+        scored = [(b, self.model.emissions_from_features(b.words, features, b.char_index, b.mask)) for b in batches]
+        return batches, adjusted_emissions(self.model.labels, scored, sentences, documents, weight, self._trans)
 
     def _tag_batch(self, batch, features: torch.Tensor, nbest: int, scores: bool, marginals: bool,
                    em: torch.Tensor | None = None) -> list[SentenceResult]:
