@@ -11,6 +11,17 @@ from . import tags as tagmod
 from .decoding import type_consistency
 
 
+def check_weight(weight: float, scheme: str) -> None:
+    """ConfigError unless ``weight`` is a usable document-context weight for a model whose
+    corpus scheme is ``scheme`` (entity types are needed when it is > 0)."""
+    from .errors import ConfigError
+
+    if weight < 0 or weight != weight:
+        raise ConfigError(f"doc_context must be a non-negative number, got {weight}")
+    if weight and scheme == "none":
+        raise ConfigError("document context needs entity tags (a chunk scheme); this model's labels have none")
+
+
 def name_groups(sentences: Sequence[Sequence[str]], documents: Sequence[int]) -> list[int]:
     """One group id per token (in sentence order): the tokens that start with an upper-case
     letter and have the same lower-cased form in the same document share one; ``-1`` for the

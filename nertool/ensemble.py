@@ -43,14 +43,15 @@ def combine(bundles: Sequence[ModelBundle], names: Sequence[str] | None = None) 
     k = len(bundles)
     ens = BiLstmCrf(m.config, len(first.words), m.n_tuned, len(first.chars), m.labels, first.internal_scheme,
                     m.pretrained_dim, members=k)
+    states = [b.model.state_dict() for b in bundles]
     state: dict[str, torch.Tensor] = {PRETRAINED: m.emitter.pretrained.detach().clone()}
-    for i, b in enumerate(bundles):
-        for key, v in b.model.state_dict().items():
+    for i, member in enumerate(states):
+        for key, v in member.items():
             if key.startswith(_EMITTER) and key != PRETRAINED:
                 state[f"{_EMITTER}members.{i}.{key[len(_EMITTER):]}"] = v.detach().clone()
-    for key in m.state_dict():
+    for key in states[0]:
         if not key.startswith(_EMITTER):  # the CRF's stored scores (constraint masks are the same for all)
-            values = [b.model.state_dict()[key] for b in bundles]
+            values = [member[key] for member in states]
             state[key] = values[0].clone() if not values[0].is_floating_point() else torch.stack(values).mean(0)
     ens.load_state_dict(state)
     ens.eval()

@@ -78,9 +78,10 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
     out: list[list[str]] = [[] for _ in sentences]
     was_training = model.training
     model.eval()
+    from .context import check_weight
+
+    check_weight(doc_context, bundle.scheme)
     consistent = doc_context > 0 and documents is not None
-    if consistent and bundle.scheme == "none":
-        raise ValueError("document context needs entity types: the model's labels have no chunk scheme")
     try:
         with torch.inference_mode():
             scored = []
@@ -131,11 +132,10 @@ def evaluate_file(model: str, path: str | Path, data: DataConfig = DataConfig(),
 def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
                          batch_size: int = 512, doc_context: float = 0.0) -> dict[str, Any]:
     """:func:`evaluate_file` for a loaded model."""
-    if doc_context < 0 or doc_context != doc_context:
-        raise ConfigError(f"doc_context must be a non-negative number, got {doc_context}")
+    from .context import check_weight
+
+    check_weight(doc_context, bundle.scheme)  # before the file is read
     check = bundle.scheme != "none"
-    if doc_context and not check:
-        raise ConfigError("--doc-context needs entity tags (a chunk scheme); this model's labels have none")
     sents = conll.read_file(path, data, check_tags=check)
     if not sents:
         raise DataFormatError(path, None, "no sentences found")

@@ -142,11 +142,10 @@ class Tagger:
                 raise NertoolError(f"sentence {i + 1} has no tokens")
             if not all(s):
                 raise NertoolError(f"sentence {i + 1} has an empty token")
-        if doc_context < 0 or doc_context != doc_context:
-            raise NertoolError(f"doc_context must be a non-negative number, got {doc_context}")
+        from .context import check_weight
+
+        check_weight(doc_context, self.scheme)
         context = doc_context > 0 and documents is not None
-        if context and self.scheme == "none":
-            raise NertoolError("document context needs entity tags; this model's labels have no chunk scheme")
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
         with torch.inference_mode():
