@@ -3,6 +3,7 @@ confidences (marginal probabilities), optional n-best label sequences."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -76,6 +77,7 @@ class Tagger:
         self._trans = (start.detach(), end.detach(), trans.detach())
         self._continue = torch.tensor(tagmod.continuations(inner, self.internal), device=self.device)
         self._parsed = [tagmod.split_tag(l) for l in inner] if self.scheme != "none" else []
+        self._o = inner.index("O") if "O" in inner else -1  # a sentence of O tags has no chunks
         self._out_tags = tagmod.id_decoder(inner, self.internal, self.scheme)
         names, index = tagmod.marginal_map(inner, self.internal, self.scheme)
         self._marginal_labels = names
@@ -226,10 +228,10 @@ class Tagger:
     def _word_features(self, words: set[str]) -> torch.Tensor:
         """The feature table, extended with the words not seen before: (rows, feature_dim)."""
         rows = self._feature_rows
-        missing = sorted((w for w in words if w not in rows), key=lambda w: (len(w), w))
+        missing = _by_length(w for w in words if w not in rows)
         if rows and len(rows) + 1 + len(missing) > FEATURE_CACHE_ROWS:
             self.clear_cache()  # start afresh rather than grow without bound on an endless stream
-            missing = sorted(words, key=lambda w: (len(w), w))
+            missing = _by_length(words)
         if self._features is None:  # row 0: the empty word that pads sentences (zeros)
             self._features = self.model.word_features(self.encoder.char_matrix([""]).to(self.device))
         used = len(rows) + 1
@@ -238,14 +240,13 @@ class Tagger:
             grown = self._features.new_zeros(max(n, 2 * self._features.shape[0]), self._features.shape[1])
             grown[:used] = self._features[:used]
             self._features = grown
-        for i in range(0, len(missing), 4096):
-            chunk = missing[i : i + 4096]
-            self._features[used + i : used + i + len(chunk)] = self.model.word_features(self.encoder.char_matrix(chunk).to(self.device))
+        for a, b in _length_runs(missing, self.encoder.max_chars, 4096):  # no padding characters
+            self._features[used + a : used + b] = self.model.word_features(self.encoder.char_matrix(missing[a:b]).to(self.device))
         rows.update(zip(missing, range(used, n)))
         return self._features[:n]
 
-    def _chunks(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
-        if self.scheme == "none":
+    def _chunks(self, ids: list[int]) -> list[tuple[str, int, int]]:
+        if self.scheme == "none" or ids.count(self._o) == len(ids):
             return []
         return tagmod.chunks_parsed([self._parsed[j] for j in ids], self.internal)
 
@@ -274,6 +275,26 @@ class Tagger:
             probs.extend(r.token_scores)
         nb = [r.nbest for r in results] if results and results[0].nbest is not None else None
         return Doc(text, tokens, tags, spans, probs, ranges, nb)
+
+
+def _by_length(words: Iterable[str]) -> list[str]:
+    """``words`` sorted by length, then alphabetically."""
+    out = sorted(words)
+    out.sort(key=len)  # stable
+    return out
+
+
+def _length_runs(words: Sequence[str], max_chars: int, size: int) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of ``words`` (sorted by length) whose words have one encoded length
+    (at most ``max_chars`` characters), each at most ``size`` long."""
+    counts = Counter(min(n, max_chars) for n in map(len, words))
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for length in sorted(counts):
+        end = start + counts[length]
+        runs.extend((a, min(a + size, end)) for a in range(start, end, size))
+        start = end
+    return runs
 
 
 def torch_device(name: str) -> torch.device:

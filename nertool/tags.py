@@ -131,7 +131,7 @@ def id_decoder(labels: Sequence[str], internal: str, scheme: str) -> Callable[[S
     a per-label table where one exists, else a whole-sequence conversion."""
     table = label_map(labels, internal, scheme)
     if table is not None:
-        return lambda ids: [table[j] for j in ids]
+        return lambda ids: list(map(table.__getitem__, ids))
     return lambda ids: convert([labels[j] for j in ids], internal, scheme)
 
 

@@ -234,3 +234,21 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
             total = sum(float(torch.exp(torch.tensor(sc) - z)) for sc, p in paths
                         if (label, s, e) in T.chunks([labels[i] for i in p], tagger.internal))
             assert score == pytest.approx(total, abs=1e-4)
+
+
+def test_cached_word_features_equal_each_word_encoded_alone(tiny_model):
+    """The Tagger encodes new words in runs of one length; each row must be the word's own features."""
+    from nertool.tagger import _length_runs
+
+    tagger = Tagger.load(str(tiny_model))
+    limit = tagger.encoder.max_chars
+    words = ["a", "bb", "Cc", "ddd", "x" * limit, "y" * (limit + 5), "z" * (limit + 1), "Émile", "北京"]
+    with torch.inference_mode():
+        table = tagger._word_features(set(words))
+        for w in words:
+            alone = tagger.model.word_features(tagger.encoder.char_matrix([w]))[0]
+            assert torch.allclose(table[tagger._feature_rows[w]], alone, atol=1e-6), w
+    ordered = sorted(words, key=lambda w: (len(w), w))
+    runs = _length_runs(ordered, limit, 2)
+    assert [i for a, b in runs for i in range(a, b)] == list(range(len(words)))
+    assert all(b - a <= 2 and len({min(len(w), limit) for w in ordered[a:b]}) == 1 for a, b in runs)
