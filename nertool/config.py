@@ -23,7 +23,7 @@ RNNS = ("lstm", "gru")
 DROPOUT_MASKS = ("token", "sequence")
 PRECISIONS = ("float16", "float32")
 ATTENTION_COMBINES = ("residual", "concat")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "nadam", "sgd")
 INTERNAL_SCHEMES = ("BIOES", "same")
 EVAL_MODES = ("default", "strict")  # seqeval: default (conlleval-compatible) or strict
 
@@ -166,7 +166,7 @@ class ModelConfig(_Strict):
 class TrainConfig(_Strict):
     section = "train"
 
-    optimizer: str = "adam"  # adam | sgd
+    optimizer: str = "adam"  # adam | nadam (Adam with Nesterov momentum) | sgd
     lr: float = 0.002
     momentum: float = 0.9  # SGD only
     lr_decay: float = 0.05  # lr_epoch = lr / (1 + lr_decay * epoch)

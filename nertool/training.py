@@ -173,6 +173,8 @@ class Optimisation:
         params = [p for p in model.parameters() if p.requires_grad]
         if tc.optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        elif tc.optimizer == "nadam":
+            opt = torch.optim.NAdam(params, lr=tc.lr, weight_decay=tc.weight_decay)
         else:
             opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
@@ -232,6 +234,8 @@ class LoopState:
             **asdict(self),
             "param_groups": opt_state["param_groups"],
             "opt_keys": {str(i): sorted(st) for i, st in opt_state["state"].items()},
+            # 0-d state tensors (Adam's step; NAdam's mu_product too) are stored flat: their names
+            "opt_scalars": sorted({k for st in opt_state["state"].values() for k, v in st.items() if v.dim() == 0}),
             "sched": {k: v for k, v in o.sched.state_dict().items() if k != "lr_lambdas"},
             "ema_steps": o.ema.steps if o.ema is not None else 0,
             "rng_python": [version, list(internal), gauss],
@@ -252,9 +256,10 @@ class LoopState:
             raise NertoolError(f"{out}: cannot resume, corrupt training state: {e}") from None
         model.load_trained_state({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         opt_state: dict[str, Any] = {"state": {}, "param_groups": state["param_groups"]}
+        scalars = set(state.get("opt_scalars", ["step"]))  # older snapshots list none: only step
         for i, keys in state["opt_keys"].items():
-            # a scalar step comes back 0-d; load_state_dict moves each tensor to its parameter's device
-            opt_state["state"][int(i)] = {k: tensors[f"opt.{i}.{k}"].reshape(()) if k == "step" else tensors[f"opt.{i}.{k}"]
+            # scalars come back 0-d; load_state_dict moves each tensor to its parameter's device
+            opt_state["state"][int(i)] = {k: tensors[f"opt.{i}.{k}"].reshape(()) if k in scalars else tensors[f"opt.{i}.{k}"]
                                           for k in keys}
         o.opt.load_state_dict(opt_state)
         o.sched.load_state_dict({**state["sched"], "lr_lambdas": [None]})

@@ -122,9 +122,10 @@ def test_interrupt_keeps_the_best_model_so_far(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["scores"]["stopped_by"] == "interrupt"
 
 
-def test_crash_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
+def test_crash_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, optimizer):
     corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
-    cfg = tiny(4)
+    cfg = tiny(4, optimizer=optimizer)
     full = train(corpus, cfg, tmp_path / "full")
     with pytest.raises(Crash):
         train(corpus, cfg, tmp_path / "cut", reporter=CrashAt(3, 3, Crash()))
