@@ -71,7 +71,7 @@ TRAIN_OPTIONS = {
     "char_hidden": ("model", "char_hidden"), "dropout": ("model", "dropout"), "dropout_mask": ("model", "dropout_mask"),
     "attention": ("model", "attention"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
-    "optimizer": ("train", "optimizer"), "patience": ("train", "patience"), "max_minutes": ("train", "max_minutes"),
+    "optimizer": ("train", "optimizer"), "clip": ("train", "clip"), "patience": ("train", "patience"), "max_minutes": ("train", "max_minutes"),
     "seed": ("train", "seed"), "threads": ("train", "threads"), "dev_fraction": ("train", "dev_fraction"),
 }
 
@@ -207,6 +207,7 @@ def train_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch." + _default("train", "batch_size"))] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate." + _default("train", "lr"))] = None,
     optimizer: Annotated[Optional[Optimizer], typer.Option(help="Optimiser." + _default("train", "optimizer"))] = None,
+    clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clipping, 0 for none." + _default("train", "clip"))] = None,
     hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent hidden size per direction." + _default("model", "hidden_size"))] = None,
     layers: Annotated[Optional[int], typer.Option(help="Recurrent layers." + _default("model", "num_layers"))] = None,
     rnn: Annotated[Optional[Rnn], typer.Option(help="Recurrent cell." + _default("model", "rnn"))] = None,

@@ -91,10 +91,11 @@ def test_toml_values_yield_to_command_line_options(tmp_path):
     cfg = config_from_options(toml, {"epochs": 1, "lr": None, "hidden_size": None})
     assert (cfg.train.epochs, cfg.train.lr, cfg.model.hidden_size) == (1, 0.1, 12)
     r = runner.invoke(app, ["train", str(SAMPLE / "train.conll"), "--out", str(tmp_path / "run"), "-c", str(toml),
-                            "--epochs", "1", "--threads", "1"])
+                            "--epochs", "1", "--threads", "1", "--optimizer", "nadam", "--clip", "1"])
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 0.1 and saved["model"]["hidden_size"] == 12
+    assert saved["train"]["optimizer"] == "nadam" and saved["train"]["clip"] == 1.0
 
 
 class Crash(BaseException):
