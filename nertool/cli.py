@@ -428,7 +428,7 @@ def tag_cmd(
     no_scores: Annotated[bool, typer.Option("--no-scores", help="Skip confidences (faster).")] = False,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip (and count) undecodable or ragged input lines instead of stopping.")] = False,
     force: Annotated[bool, typer.Option("--force", help="With an output directory: redo inputs whose output exists.")] = False,
-    doc_context: Annotated[float, typer.Option(help="Pull the mentions of a name within a document (a paragraph of text, a line, a JSONL record, a CoNLL sentence block) towards one entity type, with this weight (0: off; 1 was chosen on CoNLL-2003 dev).", min=0.0)] = 0.0,
+    doc_context: Annotated[float, typer.Option(help="Pull the mentions of a name within a document (a paragraph of text, a line, a JSONL record, a CoNLL -DOCSTART- section) towards one entity type, with this weight (0: off; 1 was chosen on CoNLL-2003 dev).", min=0.0)] = 0.0,
 ):
     """Tag text files (or stdin) with a model.
 

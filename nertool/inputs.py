@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .conll import check_column, parse_columns
+from .conll import check_column, parse_columns, split_fields
 from .errors import BadLines, DataFormatError, NertoolError
 from .fileio import clean_line
 from .segment import sentence_spans, sentence_tokens
@@ -42,6 +42,7 @@ class Document:
     rows: list[list[list[str]]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     first_sentence: int = 0  # in a part of a long document: the number of its first sentence
+    group: int | None = None  # CoNLL input: its -DOCSTART- section (one document for document context)
 
 
 def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
@@ -112,12 +113,34 @@ def read_documents(
     elif fmt == "jsonl":
         yield from _jsonl_documents(lines, name, bad, lang)
     else:
-        for i, rows in enumerate(parse_columns(lines, name, bad)):
+        starts = _DocStarts(lines)
+        for i, rows in enumerate(parse_columns(starts, name, bad)):
             if i == 0:
                 check_column(name, rows[0], token_column, "token")
             fields = [f for _, f in rows]
             text, toks = _joined([f[token_column] for f in fields])
-            yield Document(name, i, rows[0][0], text, [toks], rows=[fields])
+            yield Document(name, i, rows[0][0], text, [toks], rows=[fields], group=starts.before(rows[0][0]))
+
+
+class _DocStarts:
+    """The lines of a CoNLL stream, passed through, counting its ``-DOCSTART-`` lines."""
+
+    def __init__(self, lines: Iterable[tuple[int, str]]):
+        self._lines = lines
+        self._count = 0
+        self._last = 0  # line number of the latest one
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for lineno, line in self._lines:
+            if line.lstrip().startswith("-DOCSTART-") and split_fields(line)[0] == "-DOCSTART-":
+                self._count += 1
+                self._last = lineno
+            yield lineno, line
+
+    def before(self, lineno: int) -> int:
+        """How many ``-DOCSTART-`` lines come before line ``lineno`` (of a sentence just read:
+        the parser reads at most the one line that ended it beyond it)."""
+        return self._count - (self._last > lineno)
 
 
 def _split(text: str, lang: str | None) -> list[list[Token]] | None:

@@ -113,8 +113,9 @@ def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_siz
         if not chunk:
             return
         flat: Sequence = [[t.text for t in s] for d in chunk for s in d.sentences]
-        ids: dict = {}  # the parts of one long document are one document
-        documents = [ids.setdefault((d.path, d.index), len(ids)) for d in chunk for _ in d.sentences]
+        ids: dict = {}  # the parts of one long document are one document, as are a CoNLL section's sentences
+        documents = [ids.setdefault((d.path, d.index if d.group is None else -1 - d.group), len(ids))
+                     for d in chunk for _ in d.sentences]
         results = iter(tagger.tag_sentences(flat, nbest=nbest, scores=scores, documents=documents,
                                             doc_context=doc_context) if flat else [])
         for d in chunk:

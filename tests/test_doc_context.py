@@ -195,3 +195,31 @@ def test_cli_tag_doc_context(tiny_model, tmp_path):
     r = runner.invoke(app, ["tag", str(tiny_model), str(text), "-o", str(tmp_path / "plain.jsonl")])
     assert (tmp_path / "plain.jsonl").read_text() == outs["0"]
     assert outs["1"].count("\n") == outs["0"].count("\n")
+
+
+def test_conll_input_sections_are_documents_for_doc_context(tmp_path):
+    """`nertool tag` on CoNLL input: the sentences of one -DOCSTART- section are one document."""
+    import io
+
+    from nertool.inputs import read_documents
+    from nertool.output import render
+
+    text = ("-DOCSTART- O\n\nAnna O\nran O\n\nAnna O\n\n-DOCSTART- O\nAnna O\n\n"
+            "-DOCSTART- O\n\n-DOCSTART- O\n\nBo O\n\nAnna O\n")
+    docs = list(read_documents(io.BytesIO(text.encode()), "f.conll", "conll"))
+    assert [d.group for d in docs] == [1, 1, 2, 4, 4]
+    assert [d.line for d in docs] == [3, 6, 9, 15, 17]
+
+    class Recorder:  # stands in for a Tagger: records the documents it is given
+        def tag_sentences(self, sentences, nbest, scores, documents, doc_context):
+            self.documents = list(documents)
+            from nertool.tagger import SentenceResult
+
+            return [SentenceResult(["O"] * len(s), [], [1.0] * len(s)) for s in sentences]
+
+    tagger = Recorder()
+    out = list(render(tagger, docs, "conll", doc_context=1.0))
+    assert len(out) == 5
+    assert tagger.documents == [0, 0, 1, 2, 2]
+    plain = list(read_documents(io.BytesIO(b"Anna O\n\nBo O\n"), "g.conll", "conll"))
+    assert [d.group for d in plain] == [0, 0]  # no -DOCSTART- line: the file is one document
