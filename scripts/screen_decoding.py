@@ -1,0 +1,111 @@
+"""Screen decoding rules on a labelled CoNLL file (BENCHMARKS.md section 10): each model's
+emissions are computed once, then every rule is decoded and scored (span F1, seqeval).
+
+    .venv/bin/python scripts/screen_decoding.py ../shared/corpora/conll2003/valid.txt RUN [RUN ...] \
+        [--rules mean:0,mean:1,multi:2,loo:1,iter2:1,posterior:1]
+
+Rules (``kind:λ``): ``mean`` is `--doc-context λ` as shipped (λ 0: plain Viterbi); ``multi``
+gives names seen once in their document no bias; ``loo`` averages over a mention's other
+mentions only; ``iter2`` applies ``mean`` twice; ``posterior`` decodes the constrained sequence
+of the largest summed log marginals after ``mean``.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from nertool import tags as tagmod
+from nertool.batching import Encoder
+from nertool.checkpoint import load_model
+from nertool.conll import document_ids, read_conll
+from nertool.context import name_groups, offsets, place
+from nertool.decoding import constraint_bias, marginals, viterbi
+from nertool.evaluate import score
+
+
+def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:
+    """(tokens, num_tags) document-context biases of rule ``kind`` with weight ``lam``."""
+    types = [tagmod.split_tag(label)[1] or "O" for label in labels]
+    tid = {t: k for k, t in enumerate(dict.fromkeys(types))}
+    tag_types = torch.tensor([tid[t] for t in types])
+    flat = torch.cat(margs)  # shape: (tokens, num_tags)
+    groups = torch.tensor(name_groups(toks, docs))
+    mass = flat.new_zeros(flat.shape[0], len(tid)).index_add_(1, tag_types, flat)  # shape: (tokens, types)
+    bias = flat.new_zeros(flat.shape)
+    member = groups >= 0
+    if lam == 0 or not bool(member.any()):
+        return bias
+    g = groups[member]
+    n_groups = int(g.max()) + 1
+    sums = flat.new_zeros(n_groups, len(tid)).index_add_(0, g, mass[member])
+    counts = torch.bincount(g, minlength=n_groups).to(flat.dtype)
+    c = counts[g].unsqueeze(1)
+    if kind == "loo":
+        b = lam * torch.log(((sums[g] - mass[member]) / (c - 1).clamp(min=1)).clamp(min=0) + 1e-6) * (c > 1)
+    else:
+        b = lam * torch.log(sums[g] / c + 1e-6)
+        if kind == "multi":
+            b = b * (c > 1)
+    bias[member] = b[:, tag_types]
+    return bias
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--rules", default="mean:0,mean:1")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rules = [(k, float(v)) for k, v in (r.split(":") for r in args.rules.split(","))]
+    sents = read_conll(args.data)
+    docs = document_ids(args.data)
+    toks, gold = [t for t, _ in sents], [g for _, g in sents]
+    at = offsets(toks)
+    res: dict = {}
+    for run in args.runs:
+        b = load_model(run)
+        m = b.model.eval()
+        enc = Encoder(b.words, b.chars, m.config.max_word_chars)
+        decode = tagmod.id_decoder(b.labels, b.internal_scheme, b.scheme)
+        st, en, tr = m.transition_scores()
+        cs, ce, ct = constraint_bias(b.internal_scheme, b.labels)
+        with torch.inference_mode():
+            scored = [(bt, m.emissions(bt.words, bt.chars, bt.char_index, bt.mask))
+                      for bt in enc.batches(enc.encode(toks), 512, max_tokens=512 * 50)]
+
+            def margs_of(pairs):
+                per: list = [None] * len(toks)
+                for bt, em in pairs:
+                    p = marginals(em, bt.mask, st, en, tr)
+                    for k, i in enumerate(bt.index):
+                        per[i] = p[k, : len(toks[i])]
+                return per
+
+            base = margs_of(scored)
+            for kind, lam in rules:
+                bias = bias_of(b.labels, base, toks, docs, "mean" if kind in ("iter2", "posterior") else kind, lam)
+                if kind == "iter2":
+                    once = [(bt, place(bias, em, bt.index, at)) for bt, em in scored]
+                    bias = bias_of(b.labels, margs_of(once), toks, docs, "mean", lam)
+                out: list = [None] * len(toks)
+                for bt, em in scored:
+                    adjusted = place(bias, em, bt.index, at)
+                    if kind == "posterior":
+                        post = marginals(adjusted, bt.mask, st, en, tr)
+                        best, _ = viterbi(torch.log(post + 1e-12), bt.mask, cs, ce, ct)
+                    else:
+                        best, _ = viterbi(adjusted, bt.mask, st, en, tr)
+                    for row, i in zip(best.tolist(), bt.index):
+                        out[i] = decode(row[: len(toks[i])])
+                f = score(gold, out, b.scheme)["f1"]
+                res.setdefault((kind, lam), []).append(f)
+                print(run, kind, lam, f"{100 * f:.2f}", flush=True)
+    for (kind, lam), fs in res.items():
+        print(f"{kind}:{lam:g} mean {100 * sum(fs) / len(fs):.3f}", [round(100 * f, 2) for f in fs])
+
+
+if __name__ == "__main__":
+    main()
