@@ -43,6 +43,7 @@ class Document:
     extra: dict[str, Any] = field(default_factory=dict)
     first_sentence: int = 0  # in a part of a long document: the number of its first sentence
     group: int | None = None  # CoNLL input: its -DOCSTART- section (one document for document context)
+    docstart: list[str] | None = None  # CoNLL input: the fields of the -DOCSTART- line that opens its section
 
 
 def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
@@ -114,12 +115,15 @@ def read_documents(
         yield from _jsonl_documents(lines, name, bad, lang)
     else:
         starts = _DocStarts(lines)
+        group = 0
         for i, rows in enumerate(parse_columns(starts, name, bad)):
             if i == 0:
                 check_column(name, rows[0], token_column, "token")
             fields = [f for _, f in rows]
             text, toks = _joined([f[token_column] for f in fields])
-            yield Document(name, i, rows[0][0], text, [toks], rows=[fields], group=starts.before(rows[0][0]))
+            first, group = group, starts.before(rows[0][0])
+            yield Document(name, i, rows[0][0], text, [toks], rows=[fields], group=group,
+                           docstart=starts.fields_before(rows[0][0]) if group != first else None)
 
 
 class _DocStarts:
@@ -129,13 +133,19 @@ class _DocStarts:
         self._lines = lines
         self._count = 0
         self._last = 0  # line number of the latest one
+        self._recent: list[tuple[int, list[str]]] = []  # the latest two: (line number, fields)
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
         for lineno, line in self._lines:
-            if line.lstrip().startswith("-DOCSTART-") and split_fields(line)[0] == "-DOCSTART-":
+            if line.lstrip().startswith("-DOCSTART-") and (fields := split_fields(line))[0] == "-DOCSTART-":
                 self._count += 1
                 self._last = lineno
+                self._recent = [*self._recent[-1:], (lineno, fields)]
             yield lineno, line
+
+    def fields_before(self, lineno: int) -> list[str] | None:
+        """The fields of the last ``-DOCSTART-`` line before line ``lineno`` (see :meth:`before`)."""
+        return next((f for n, f in reversed(self._recent) if n < lineno), None)
 
     def before(self, lineno: int) -> int:
         """How many ``-DOCSTART-`` lines come before line ``lineno`` (of a sentence just read:

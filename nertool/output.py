@@ -69,7 +69,9 @@ def format_docs(doc, results) -> bytes:
 
 
 def format_conll(doc, results) -> bytes:
-    out = []
+    """The input's columns with the tag added; a ``-DOCSTART-`` line that opened the document's
+    section (CoNLL input) is written back before it, with an ``O`` column added."""
+    out = [" ".join([*doc.docstart, "O"]) + "\n\n"] if getattr(doc, "docstart", None) else []
     for k, (sent, r) in enumerate(zip(doc.sentences, results)):
         rows = doc.rows[k] if doc.rows else [[t.text] for t in sent]
         out.append("".join(" ".join([*row, tag]) + "\n" for row, tag in zip(rows, r.tags)) + "\n")

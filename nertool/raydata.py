@@ -29,7 +29,7 @@ from .workers import RenderOptions, tag_documents
 
 def _doc_to_json(d: Document) -> bytes:
     return orjson.dumps({"path": d.path, "index": d.index, "line": d.line, "text": d.text, "id": d.id,
-                         "rows": d.rows, "extra": d.extra, "group": d.group,
+                         "rows": d.rows, "extra": d.extra, "group": d.group, "docstart": d.docstart,
                          "sentences": None if d.sentences is None else [[list(t) for t in s] for s in d.sentences]})
 
 
@@ -37,7 +37,7 @@ def _doc_from_json(data: bytes | str) -> Document:
     r = orjson.loads(data)
     sents = None if r["sentences"] is None else [[Token(*t) for t in s] for s in r["sentences"]]
     return Document(r["path"], r["index"], r["line"], r["text"], sents, r["id"], r["rows"], r["extra"],
-                    group=r.get("group"))
+                    group=r.get("group"), docstart=r.get("docstart"))
 
 
 def file_documents(row: dict[str, Any], names: dict[str, str], input_format: str = "auto",

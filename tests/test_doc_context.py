@@ -223,3 +223,21 @@ def test_conll_input_sections_are_documents_for_doc_context(tmp_path):
     assert tagger.documents == [0, 0, 1, 2, 2]
     plain = list(read_documents(io.BytesIO(b"Anna O\n\nBo O\n"), "g.conll", "conll"))
     assert [d.group for d in plain] == [0, 0]  # no -DOCSTART- line: the file is one document
+
+
+def test_conll_output_keeps_the_docstart_lines(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from nertool.cli import app
+    from nertool.conll import document_ids, read_conll
+
+    src = tmp_path / "in.conll"
+    src.write_text("-DOCSTART- -X- O\n\nAnna x B-PER\nran x O\n\nOslo x B-LOC\n\n-DOCSTART- -X- O\nBo x B-PER\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["tag", str(tiny_model), str(src), "--input-format", "conll", "--format", "conll",
+                                 "--doc-context", "1", "-o", str(tmp_path / "out.conll")])
+    assert r.exit_code == 0, r.output
+    out = (tmp_path / "out.conll").read_text(encoding="utf-8")
+    assert out.startswith("-DOCSTART- -X- O O\n\nAnna x B-PER ")
+    assert out.count("-DOCSTART-") == 2
+    assert document_ids(tmp_path / "out.conll") == document_ids(src) == [0, 0, 1]
+    assert [t for t, _ in read_conll(tmp_path / "out.conll")] == [t for t, _ in read_conll(src)]
