@@ -28,8 +28,8 @@ def unpacked_birnn(x: torch.Tensor, lengths: torch.Tensor, weights: List[torch.T
     padded sentences without packing: (batch, seq_len, input_dim), lengths (batch,) ->
     (batch, seq_len, 2 * hidden). The states at real positions are those of a packed run; those
     past a sentence's end are not meaningful. Each direction runs unpacked over the whole padded
-    batch, the backward one over each sentence reversed within its own length, which on CPU is
-    about twice as fast as packing."""
+    batch, the backward one over each sentence reversed within its own length: on CPU up to about
+    twice as fast as packing at small hidden sizes (1.2-1.9x at 80 units, little at 200)."""
     steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # shape: (1, seq_len)
     back = lengths.unsqueeze(1) - 1 - steps
     order = torch.where(back >= 0, back, steps).unsqueeze(2)  # shape: (batch, seq_len, 1), its own inverse
@@ -274,7 +274,7 @@ class Emitter(nn.Module):
         lengths = mask.sum(1)
         if bool((lengths == words.shape[1]).all()):  # no padding: no packing needed
             out, _ = self.rnn(x)
-        elif not self.training:  # the same states as packing, faster; training keeps packing
+        elif not self.training and not x.is_cuda:  # the states of packing, faster on CPU; training and cuDNN pack
             out = unpacked_birnn(x, lengths, self.rnn._flat_weights, self.is_lstm, self.rnn.num_layers,
                                  self.rnn.hidden_size, self.rnn.bias)
             out = out * mask.unsqueeze(2).to(out.dtype)  # zeros past each sentence's end, as packing gives
