@@ -2,7 +2,8 @@
 or JSONL records, each split into sentences whose token offsets index the document's own text.
 
 What a document is, by input format: ``text``, a paragraph (lines up to a blank line, joined by
-``\\n``); ``lines`` and ``tokens``, a line; ``conll``, a sentence block; ``jsonl``, a record
+``\\n``); ``lines`` and ``tokens``, a line; ``conll``, a sentence block (its ``group`` is its
+``-DOCSTART-`` section, the document that document context uses); ``jsonl``, a record
 (``{"text": ..., "id": ...}``; other fields travel to the output).
 """
 from __future__ import annotations
