@@ -6,7 +6,7 @@ splits in a :class:`Corpus`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +43,14 @@ def split_fields(line: str) -> list[str]:
 
 
 def parse_columns(
-    lines: Iterable[tuple[int, str]], path: str | Path | None, bad: BadLines | None = None
+    lines: Iterable[tuple[int, str]], path: str | Path | None, bad: BadLines | None = None,
+    docstart: Callable[[int, list[str]], None] | None = None,
 ) -> Iterator[list[Row]]:
     """Sentences of a CoNLL column stream, as rows of fields with their line numbers.
 
-    Blank lines end sentences; ``-DOCSTART-`` lines end the current sentence and are skipped.
+    Blank lines end sentences; ``-DOCSTART-`` lines end the current sentence and are skipped,
+    ``docstart(line number, fields)`` being called for each once the sentence before it has been
+    yielded (so a caller that counts the calls knows each sentence's document as it gets it).
     Every row must have as many columns as the first; a ragged row raises DataFormatError naming
     the line, or is counted and skipped when ``bad`` says so. The one CoNLL parser: training,
     evaluation and tagging all read columns through it.
@@ -66,6 +69,8 @@ def parse_columns(
             if rows:
                 yield rows
                 rows = []
+            if docstart is not None:
+                docstart(lineno, fields)
             continue
         if ncols is None:
             ncols = len(fields)
@@ -123,12 +128,14 @@ def document_ids(path: str | Path, encoding: str = "utf-8") -> list[int]:
     """The document of each sentence of a CoNLL column file, as :func:`read_conll` reads its
     sentences: ``-DOCSTART-`` lines separate documents, numbered 0, 1, ... in file order (a file
     without any is one document; documents without sentences get no number)."""
-    from bisect import bisect_right
+    starts = [0]  # -DOCSTART- lines read so far
 
-    lines = list(enumerate(read_lines(path, encoding), 1))
-    starts = [n for n, line in lines if line.strip() and split_fields(line)[0] == "-DOCSTART-"]
+    def start(lineno: int, fields: list[str]) -> None:
+        starts[0] += 1
+
     dense: dict[int, int] = {}
-    return [dense.setdefault(bisect_right(starts, rows[0][0]), len(dense)) for rows in parse_columns(lines, path)]
+    return [dense.setdefault(starts[0], len(dense))
+            for _ in parse_columns(enumerate(read_lines(path, encoding), 1), path, docstart=start)]
 
 
 def read_conllu(path: str | Path, tag_field: str = "upos", encoding: str = "utf-8") -> list[Sentence]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .conll import check_column, parse_columns, split_fields
+from .conll import check_column, parse_columns
 from .errors import BadLines, DataFormatError, NertoolError
 from .fileio import clean_line
 from .segment import sentence_spans, sentence_tokens
@@ -115,43 +115,21 @@ def read_documents(
     elif fmt == "jsonl":
         yield from _jsonl_documents(lines, name, bad, lang)
     else:
-        starts = _DocStarts(lines)
+        sections: list = [0, None]  # -DOCSTART- lines read so far, the fields of the latest
+
+        def opened(lineno: int, fields: list[str]) -> None:
+            sections[0] += 1
+            sections[1] = fields
+
         group = 0
-        for i, rows in enumerate(parse_columns(starts, name, bad)):
+        for i, rows in enumerate(parse_columns(lines, name, bad, docstart=opened)):
             if i == 0:
                 check_column(name, rows[0], token_column, "token")
             fields = [f for _, f in rows]
             text, toks = _joined([f[token_column] for f in fields])
-            first, group = group, starts.before(rows[0][0])
+            first, group = group, sections[0]
             yield Document(name, i, rows[0][0], text, [toks], rows=[fields], group=group,
-                           docstart=starts.fields_before(rows[0][0]) if group != first else None)
-
-
-class _DocStarts:
-    """The lines of a CoNLL stream, passed through, counting its ``-DOCSTART-`` lines."""
-
-    def __init__(self, lines: Iterable[tuple[int, str]]):
-        self._lines = lines
-        self._count = 0
-        self._last = 0  # line number of the latest one
-        self._recent: list[tuple[int, list[str]]] = []  # the latest two: (line number, fields)
-
-    def __iter__(self) -> Iterator[tuple[int, str]]:
-        for lineno, line in self._lines:
-            if line.lstrip().startswith("-DOCSTART-") and (fields := split_fields(line))[0] == "-DOCSTART-":
-                self._count += 1
-                self._last = lineno
-                self._recent = [*self._recent[-1:], (lineno, fields)]
-            yield lineno, line
-
-    def fields_before(self, lineno: int) -> list[str] | None:
-        """The fields of the last ``-DOCSTART-`` line before line ``lineno`` (see :meth:`before`)."""
-        return next((f for n, f in reversed(self._recent) if n < lineno), None)
-
-    def before(self, lineno: int) -> int:
-        """How many ``-DOCSTART-`` lines come before line ``lineno`` (of a sentence just read:
-        the parser reads at most the one line that ended it beyond it)."""
-        return self._count - (self._last > lineno)
+                           docstart=sections[1] if group != first else None)
 
 
 def _split(text: str, lang: str | None) -> list[list[Token]] | None:

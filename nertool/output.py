@@ -71,7 +71,7 @@ def format_docs(doc, results) -> bytes:
 def format_conll(doc, results) -> bytes:
     """The input's columns with the tag added; a ``-DOCSTART-`` line that opened the document's
     section (CoNLL input) is written back before it, with an ``O`` column added."""
-    out = [" ".join([*doc.docstart, "O"]) + "\n\n"] if getattr(doc, "docstart", None) else []
+    out = [" ".join([*doc.docstart, "O"]) + "\n\n"] if doc.docstart else []
     for k, (sent, r) in enumerate(zip(doc.sentences, results)):
         rows = doc.rows[k] if doc.rows else [[t.text] for t in sent]
         out.append("".join(" ".join([*row, tag]) + "\n" for row, tag in zip(rows, r.tags)) + "\n")
@@ -116,7 +116,7 @@ def render(tagger, docs: Iterable, fmt: str = "jsonl", nbest: int = 0, batch_siz
             return
         flat: Sequence = [[t.text for t in s] for d in chunk for s in d.sentences]
         ids: dict = {}  # the parts of one long document are one document, as are a CoNLL section's sentences
-        documents = [ids.setdefault((d.path, d.index if d.group is None else -1 - d.group), len(ids))
+        documents = [ids.setdefault((d.path, "doc", d.index) if d.group is None else (d.path, "section", d.group), len(ids))
                      for d in chunk for _ in d.sentences]
         results = iter(tagger.tag_sentences(flat, nbest=nbest, scores=scores, documents=documents,
                                             doc_context=doc_context) if flat else [])

@@ -19,13 +19,16 @@ from nertool import tags as tagmod
 from nertool.batching import Encoder
 from nertool.checkpoint import load_model
 from nertool.conll import document_ids, read_conll
-from nertool.context import name_groups, offsets, place
+from nertool.context import document_bias, name_groups, offsets, place
 from nertool.decoding import constraint_bias, marginals, viterbi
 from nertool.evaluate import score
 
 
 def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:
-    """(tokens, num_tags) document-context biases of rule ``kind`` with weight ``lam``."""
+    """(tokens, num_tags) document-context biases of rule ``kind`` with weight ``lam``; ``mean``
+    is the shipped :func:`nertool.context.document_bias` itself."""
+    if kind == "mean":
+        return document_bias(labels, margs, toks, docs, lam)
     types = [tagmod.split_tag(label)[1] or "O" for label in labels]
     tid = {t: k for k, t in enumerate(dict.fromkeys(types))}
     tag_types = torch.tensor([tid[t] for t in types])
@@ -43,10 +46,8 @@ def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:
     c = counts[g].unsqueeze(1)
     if kind == "loo":
         b = lam * torch.log(((sums[g] - mass[member]) / (c - 1).clamp(min=1)).clamp(min=0) + 1e-6) * (c > 1)
-    else:
-        b = lam * torch.log(sums[g] / c + 1e-6)
-        if kind == "multi":
-            b = b * (c > 1)
+    else:  # multi: the shipped mean, but names seen once in their document get no bias
+        b = lam * torch.log(sums[g] / c + 1e-6) * (c > 1)
     bias[member] = b[:, tag_types]
     return bias
 
