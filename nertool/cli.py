@@ -73,7 +73,12 @@ TRAIN_OPTIONS = {
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
     "optimizer": ("train", "optimizer"), "clip": ("train", "clip"), "patience": ("train", "patience"), "max_minutes": ("train", "max_minutes"),
     "seed": ("train", "seed"), "threads": ("train", "threads"), "dev_fraction": ("train", "dev_fraction"),
+    "average_last": ("train", "average_last"),
 }
+
+
+# the options a resumed run may change (nertool.training.RESUME_MAY_CHANGE)
+RESUME_OPTIONS = ("epochs", "average_last")
 
 
 def config_from_options(toml: Path | None, options: dict) -> "C.Config":
@@ -191,7 +196,7 @@ def _default(section: str, name: str) -> str:
 def train_cmd(
     corpus: Annotated[str, typer.Argument(help="Training file (CoNLL / CoNLL-U), or a hub dataset name when online.")],
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory: the best model, metrics.jsonl, training state.")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this directory (its saved configuration is used).", file_okay=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this directory (its saved configuration is used; --epochs and --average-last may change, and more --epochs extend a finished run).", file_okay=False)] = None,
     dev: Annotated[Optional[Path], typer.Option(help="Development file for model selection and early stopping.", exists=True, dir_okay=False)] = None,
     test: Annotated[Optional[Path], typer.Option(help="Test file scored with the best model at the end.", exists=True, dir_okay=False)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with \\[data], \\[model], \\[train] sections.", exists=True, dir_okay=False)] = None,
@@ -216,6 +221,7 @@ def train_cmd(
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate." + _default("model", "dropout"))] = None,
     dropout_mask: Annotated[Optional[DropoutMask], typer.Option(help="token: a fresh mask per token; sequence: one per sentence." + _default("model", "dropout_mask"))] = None,
     attention: Annotated[Optional[bool], typer.Option("--attention/--no-attention", help="Self-attention over the Bi-LSTM states before the CRF ([model] attention_heads, attention_dropout, attention_combine, attention_window tune it)." + _default("model", "attention"))] = None,
+    average_last: Annotated[Optional[int], typer.Option(help="Checkpoint averaging: evaluate and save the mean of the (EMA) weights at the ends of the last N epochs (0: none)." + _default("train", "average_last"))] = None,
     patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never)." + _default("train", "patience"))] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none)." + _default("train", "max_minutes"))] = None,
     dev_fraction: Annotated[Optional[float], typer.Option(help="Hold out this part of train as dev when --dev is absent." + _default("train", "dev_fraction"))] = None,
@@ -244,13 +250,18 @@ def train_cmd(
     force = force or (out_dir is not None and restarted())
     if resume is not None:
         options = locals()
-        given = [f"--{'format' if n == 'fmt' else n.replace('_', '-')}" for n in TRAIN_OPTIONS if options.get(n) is not None]
+        given = [f"--{'format' if n == 'fmt' else n.replace('_', '-')}" for n in TRAIN_OPTIONS
+                 if options.get(n) is not None and n not in RESUME_OPTIONS]
         if config is not None:
             given.insert(0, "--config")
         if given:
             raise NertoolError(f"--resume continues the run with its saved configuration; {', '.join(given)} "
-                               "would not be applied: drop them (or start a new run)")
-    cfg = _resumed_config(resume) if resume is not None else config_from_options(config, locals())
+                               "would not be applied: drop them (or start a new run); only --epochs and --average-last may change")
+    if resume is not None:
+        cfg = _resumed_config(resume)
+        cfg = cfg.override({"train": {"epochs": epochs, "average_last": average_last}})  # RESUME_OPTIONS
+    else:
+        cfg = config_from_options(config, locals())
     group = init_group(device)
     try:
         c = group.agree(lambda: load_corpus(corpus, dev, test, cfg.data))  # bad input on any rank stops all, now

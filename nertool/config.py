@@ -182,6 +182,9 @@ class TrainConfig(_Strict):
     eval_batch_size: int = 512
     dev_fraction: float = 0.0  # hold out this part of train as dev when no dev set is given
     ema: float = 0.999  # decay of the exponential moving average of the weights used for dev/test/save; 0 disables
+    # checkpoint averaging: dev, test and the saved model use the mean of the weights evaluated at
+    # the ends of the last N epochs (the EMA weights when ema is on); 0 or 1: none
+    average_last: int = 0
 
     def __post_init__(self):
         self._check_types()
@@ -189,7 +192,8 @@ class TrainConfig(_Strict):
         _choice("train.internal_scheme", self.internal_scheme, INTERNAL_SCHEMES)
         for name in ("lr", "batch_size", "epochs", "eval_batch_size"):
             _positive(f"train.{name}", getattr(self, name))
-        for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction"):
+        for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction",
+                     "average_last"):
             _positive(f"train.{name}", getattr(self, name), allow_zero=True)
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema must be in [0, 1), got {self.ema}")

@@ -61,6 +61,35 @@ class WeightAverage:
                 avg.copy_(tmp)
 
 
+class CheckpointAverage:
+    """The mean of the weights evaluated at the ends of the last ``n`` epochs (checkpoint
+    averaging); :meth:`add` keeps the weights in place now, :meth:`swap` exchanges them with the
+    mean, as :meth:`WeightAverage.swap` does."""
+
+    def __init__(self, model: torch.nn.Module, n: int):
+        self.tensors = [p.data for p in model.parameters()]
+        self.n = n
+        self.kept: list[list[torch.Tensor]] = []  # oldest first, at most n
+        self._other: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def add(self) -> None:
+        self.kept.append([t.detach().clone() for t in self.tensors])
+        del self.kept[: -self.n]
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Put the mean of the kept weights in place; the next call puts the weights back."""
+        if self._other is None:
+            self._other = [t.clone() for t in self.tensors]
+            for i, t in enumerate(self.tensors):
+                t.copy_(torch.stack([k[i] for k in self.kept]).mean(0))
+        else:
+            for t, back in zip(self.tensors, self._other):
+                t.copy_(back)
+            self._other = None
+
+
 class Reporter(Protocol):
     def start(self, epochs: int, steps_per_epoch: int) -> None: ...
     def step(self, epoch: int, loss: float) -> None: ...
@@ -167,6 +196,7 @@ class Optimisation:
     sched: torch.optim.lr_scheduler.LambdaLR
     ema: WeightAverage | None
     rng: random.Random
+    avg: CheckpointAverage | None = None
 
     @classmethod
     def create(cls, model: torch.nn.Module, tc: TrainConfig, rng: random.Random) -> "Optimisation":
@@ -178,7 +208,8 @@ class Optimisation:
         else:
             opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + tc.lr_decay * e))
-        return cls(opt, sched, WeightAverage(model, tc.ema) if tc.ema else None, rng)
+        return cls(opt, sched, WeightAverage(model, tc.ema) if tc.ema else None, rng,
+                   CheckpointAverage(model, tc.average_last) if tc.average_last > 1 else None)
 
 
 STATE_JSON = "train_state.json"
@@ -222,6 +253,10 @@ class LoopState:
         if o.ema is not None:
             for i, t in enumerate(o.ema.shadow):
                 tensors[f"ema.{i}"] = t.contiguous().cpu()
+        if o.avg is not None:
+            for j, kept in enumerate(o.avg.kept):
+                for i, t in enumerate(kept):
+                    tensors[f"avg.{j}.{i}"] = t.contiguous().cpu()
         tensors["rng.torch"] = torch.get_rng_state()
         atomic_write_bytes(out / STATE_TENSORS, st_save(tensors))
         self.save_json(out, o)
@@ -238,6 +273,7 @@ class LoopState:
             "opt_scalars": sorted({k for st in opt_state["state"].values() for k, v in st.items() if v.dim() == 0}),
             "sched": {k: v for k, v in o.sched.state_dict().items() if k != "lr_lambdas"},
             "ema_steps": o.ema.steps if o.ema is not None else 0,
+            "averaged_epochs": len(o.avg.kept) if o.avg is not None else 0,
             "rng_python": [version, list(internal), gauss],
         }
         atomic_write_text(out / STATE_JSON, json.dumps(state))
@@ -267,6 +303,10 @@ class LoopState:
             for i, t in enumerate(o.ema.shadow):
                 t.copy_(tensors[f"ema.{i}"])
             o.ema.steps = state["ema_steps"]
+        if o.avg is not None:  # a run resumed with a longer or shorter average keeps what it can
+            kept = state.get("averaged_epochs", 0)
+            for j in range(max(0, kept - o.avg.n), kept):
+                o.avg.kept.append([tensors[f"avg.{j}.{i}"].to(t.device) for i, t in enumerate(o.avg.tensors)])
         torch.set_rng_state(tensors["rng.torch"])
         version, internal, gauss = state["rng_python"]
         o.rng.setstate((version, tuple(internal), gauss))
@@ -297,9 +337,27 @@ def batch_for_world(out: Path, saved: dict[str, Any], config: Config, world: int
     return replace(config, train=replace(config.train, batch_size=total // world))
 
 
+# what a resumed run may change: how long it goes on and which weights it keeps, never the path
+# its weights take (an uninterrupted run with the new values trains the same weights)
+RESUME_MAY_CHANGE = ("epochs", "average_last")
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or new configuration with the defaults of keys added since, and without the fields a
+    resume may change."""
+    try:
+        full = Config.from_dict(config).to_dict()
+    except NertoolError:
+        return config
+    for name in RESUME_MAY_CHANGE:
+        full["train"].pop(name, None)
+    return full
+
+
 def check_resumable(out: Path, saved: dict[str, Any], config: Config, corpus: dict[str, str | None]) -> None:
-    """NertoolError unless the run in ``out`` can go on with ``config`` and ``corpus``."""
-    if saved.get("config") != config.to_dict():
+    """NertoolError unless the run in ``out`` can go on with ``config`` and ``corpus``. A run that
+    ended after its epochs goes on when ``config`` asks for more of them."""
+    if _comparable(saved.get("config") or {}) != _comparable(config.to_dict()):
         raise NertoolError(f"{out}: cannot resume with a different configuration than the run's")
     known = saved.get("corpus")
     if known is not None:
@@ -308,9 +366,13 @@ def check_resumable(out: Path, saved: dict[str, Any], config: Config, corpus: di
                 what = "no" if corpus.get(split) is None else "a different"
                 raise NertoolError(f"{out}: cannot resume with {what} {split} set: the run was trained on other "
                                    f"sentences (give the same files as when it started)")
+    done = saved.get("epoch", 0)
+    if saved.get("stopped_by") == "epochs" and config.train.epochs > done:
+        return  # extended: more epochs than the run was given
     if saved.get("stopped_by"):
+        more = " (give more --epochs to extend it)" if saved["stopped_by"] == "epochs" else ""
         raise NertoolError(f"{out}: the run already ended (stopped by {saved['stopped_by']} after epoch "
-                           f"{saved.get('epoch')}); nothing to resume")
+                           f"{done}); nothing to resume{more}")
 
 
 class Diverged(NertoolError):
@@ -396,6 +458,9 @@ def evaluate_and_keep(bundle: ModelBundle, o: Optimisation, state: LoopState, re
     model = bundle.model
     if o.ema is not None:
         o.ema.swap()  # evaluate and save the averaged weights
+    if o.avg is not None:
+        o.avg.add()  # this epoch's checkpoint
+        o.avg.swap()  # and the mean of the last ones in its place
     try:
         improved = True
         if dev_sents:
@@ -411,6 +476,8 @@ def evaluate_and_keep(bundle: ModelBundle, o: Optimisation, state: LoopState, re
         save_model(out, bundle)
         return True, {k: v.detach().clone() for k, v in model.state_dict().items()}
     finally:
+        if o.avg is not None:
+            o.avg.swap()
         if o.ema is not None:
             o.ema.swap()
 
@@ -525,6 +592,7 @@ def train(
 
         state = group.agree(load_state)
         state.corpus, state.config, state.processes = corpus_fp, config.to_dict(), group.world
+        state.stopped_by = None  # an extended run goes on
         t0 -= state.elapsed
         reporter.message(f"resuming {out} after epoch {state.epoch}")
         if state.best_epoch and group.is_main:

@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from conftest import SAMPLE
@@ -12,9 +13,10 @@ from nertool import tags as T
 from nertool.cli import app, config_from_options
 from nertool.config import Config, DataConfig, TrainConfig
 from nertool.conll import load_corpus, read_conll
+from nertool.errors import NertoolError
 from nertool.evaluate import evaluate_file, predict
 from nertool.loading import load
-from nertool.training import LoopState, SilentReporter, WeightAverage, stop_reason, train
+from nertool.training import CheckpointAverage, LoopState, SilentReporter, WeightAverage, stop_reason, train
 
 runner = CliRunner()
 
@@ -123,10 +125,10 @@ def test_interrupt_keeps_the_best_model_so_far(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["scores"]["stopped_by"] == "interrupt"
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "nadam"])
-def test_crash_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer,average", [("adam", 0), ("nadam", 0), ("adam", 2)])
+def test_crash_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, optimizer, average):
     corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
-    cfg = tiny(4, optimizer=optimizer)
+    cfg = tiny(4, optimizer=optimizer, average_last=average)
     full = train(corpus, cfg, tmp_path / "full")
     with pytest.raises(Crash):
         train(corpus, cfg, tmp_path / "cut", reporter=CrashAt(3, 3, Crash()))
@@ -164,3 +166,61 @@ def test_iob1_corpus_end_to_end(tmp_path):
     on_iob1 = evaluate_file(str(tmp_path / "run"), paths["test"])
     on_iob2 = evaluate_file(str(tmp_path / "run"), SAMPLE / "test.conll")
     assert on_iob1["f1"] == on_iob2["f1"] == r.test["f1"]
+
+
+def _weights(run):
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_checkpoint_average_is_the_mean_of_the_last_epochs_weights_and_swaps_back():
+    lin = torch.nn.Linear(2, 1)
+    avg = CheckpointAverage(lin, 2)
+    seen = []
+    for step in range(3):
+        with torch.no_grad():
+            lin.weight.fill_(float(step))
+        seen.append(lin.weight.detach().clone())
+        avg.add()
+    avg.swap()
+    assert torch.equal(lin.weight, (seen[1] + seen[2]) / 2)  # the first one has left the window
+    avg.swap()
+    assert torch.equal(lin.weight, seen[2])
+
+
+def test_extending_a_finished_run_with_averaging_equals_one_run(tmp_path):
+    # no dev set: the saved model is the last epoch's (EMA) weights, or with average_last the mean
+    # of the last ones'; a run ended after 2 epochs and extended to 3 and then 4 trains the same
+    # weights as one 4-epoch run, and the mean of its epochs 2-4 models is the averaged run's model
+    corpus = load_corpus(SAMPLE / "train.conll")
+    one = train(corpus, tiny(4), tmp_path / "one")
+    averaged = train(corpus, tiny(4, average_last=3), tmp_path / "avg")
+    assert [h["loss"] for h in averaged.history] == [h["loss"] for h in one.history]  # the same path
+    run, ends = tmp_path / "ext", []
+    train(corpus, tiny(2), run)
+    ends.append(_weights(run))
+    with pytest.raises(NertoolError, match="already ended.*give more --epochs"):
+        train(corpus, tiny(2), run, resume=True)
+    for epochs in (3, 4):
+        train(corpus, tiny(epochs), run, resume=True)
+        ends.append(_weights(run))
+    assert (run / "model.safetensors").read_bytes() == (tmp_path / "one" / "model.safetensors").read_bytes()
+    mean = _weights(tmp_path / "avg")
+    for name, value in mean.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, sum(e[name] for e in ends) / 3, atol=1e-6), name
+    assert not torch.equal(mean["emitter.emit.weight"], ends[-1]["emitter.emit.weight"])
+    with pytest.raises(NertoolError, match="different configuration"):
+        train(corpus, tiny(5, lr=0.02), run, resume=True)
+
+
+def test_cli_extends_a_finished_run_and_refuses_other_changes(tmp_path):
+    run = tmp_path / "run"
+    base = ["train", str(SAMPLE / "train.conll")]
+    tiny_args = ["--epochs", "1", "--threads", "1", "--hidden-size", "16", "--batch-size", "8"]
+    assert runner.invoke(app, [*base, "--out", str(run), *tiny_args]).exit_code == 0
+    r = runner.invoke(app, [*base, "--resume", str(run), "--lr", "0.1"])
+    assert r.exit_code == 2 and "--lr would not be applied" in r.output
+    r = runner.invoke(app, [*base, "--resume", str(run), "--epochs", "2", "--average-last", "2"])
+    assert r.exit_code == 0, r.output
+    state = json.loads((run / "train_state.json").read_text())
+    assert state["epoch"] == 2 and state["config"]["train"]["average_last"] == 2 and state["averaged_epochs"] == 1
