@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .vocab import CharVocab, WordVocab
@@ -44,7 +45,6 @@ class Encoder:
         self.words = words
         self.chars = chars
         self.max_chars = max_chars
-        self._char_cache: dict[str, list[int]] = {}
         self._word_cache: dict[str, int] = {}  # token -> word id (normalised by the vocabulary)
 
     def encode(self, sentences: Sequence[Sequence[str]], tags: Sequence[Sequence[int]] | None = None) -> list[Encoded]:
@@ -59,20 +59,17 @@ class Encoder:
             for i, toks in enumerate(sentences)
         ]
 
-    def char_ids(self, word: str) -> list[int]:
-        """The character ids of ``word`` (truncated to ``max_chars``), cached."""
-        c = self._char_cache.get(word)
-        if c is None:
-            c = self.chars.encode_word(word, self.max_chars)
-            if len(self._char_cache) < 500_000:
-                self._char_cache[word] = c
-        return c
-
     def char_matrix(self, words: Sequence[str]) -> torch.Tensor:
-        """Character ids of ``words``, padded: (len(words), longest) long."""
-        ids = [self.char_ids(w) for w in words]
-        width = max(1, max((len(x) for x in ids), default=1))
-        return torch.tensor([x + [0] * (width - len(x)) for x in ids], dtype=torch.long)
+        """Character ids of ``words`` (each cut to ``max_chars``), padded with 0: (len(words),
+        longest) long."""
+        cut = [w[: self.max_chars] for w in words]
+        lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+        width = max(1, int(lengths.max()) if len(cut) else 1)
+        # every code point of every word, in order (lone surrogates too: str allows them)
+        points = np.frombuffer("".join(cut).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        out = np.zeros((len(cut), width), dtype=np.int64)
+        out[np.arange(width) < lengths[:, None]] = self.chars.encode_code_points(points)  # row by row
+        return torch.from_numpy(out)
 
     def collate(self, items: Sequence[Encoded], index: list[int], rows: dict[str, int] | None = None) -> Batch:
         """Pad ``items`` into a batch. With ``rows`` (token -> row of a feature table the caller

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import orjson
 from tokenizers import Regex, Tokenizer, models, normalizers
 
@@ -188,6 +189,7 @@ class CharVocab:
     def __init__(self, chars: Sequence[str]):
         self.chars = list(chars)
         self.index = {c: i + 2 for i, c in enumerate(self.chars)}
+        self._table: np.ndarray | None = None  # code point -> id, built on first use
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], min_count: int = 1) -> "CharVocab":
@@ -200,6 +202,17 @@ class CharVocab:
     def encode_word(self, word: str, max_chars: int) -> list[int]:
         get = self.index.get
         return [get(c, UNK_ID) for c in word[:max_chars]]
+
+    def encode_code_points(self, code_points: np.ndarray) -> np.ndarray:
+        """The ids of an array of code points (any shape, unsigned 32-bit) as int64; the ids
+        :meth:`encode_word` gives the same characters."""
+        if self._table is None:
+            singles = [(ord(c), i) for c, i in self.index.items() if len(c) == 1]
+            table = np.full(max((cp for cp, _ in singles), default=0) + 2, UNK_ID, dtype=np.int64)
+            for cp, i in singles:
+                table[cp] = i
+            self._table = table  # its last entry stands for every code point above the known ones
+        return self._table[np.minimum(code_points, len(self._table) - 1)]
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps({"chars": self.chars}, ensure_ascii=False))

@@ -27,6 +27,22 @@ def test_token_offsets_round_trip_any_unicode(text):
             assert text[tok.start : tok.end] == tok.text and tok.text.strip()
 
 
+@settings(max_examples=200)
+@given(st.lists(st.text(st.characters(exclude_categories=()) | st.sampled_from("aZé😀\ud800日"), max_size=50),
+                max_size=12), st.integers(1, 45))
+def test_char_matrix_is_each_word_encoded_alone(words, max_chars):
+    # any code point, lone surrogates and astral ones included; words longer than max_chars cut
+    from nertool.batching import Encoder
+    from nertool.vocab import CharVocab, WordVocab
+
+    chars = CharVocab(sorted(set("aZé😀\ud800日") | {"ab"}))  # a multi-character entry never matches
+    enc = Encoder(WordVocab.build([["x"]]), chars, max_chars)
+    ids = [chars.encode_word(w, max_chars) for w in words]
+    width = max([1, *map(len, ids)])
+    expected = torch.tensor([x + [0] * (width - len(x)) for x in ids], dtype=torch.long).reshape(len(words), width)
+    assert torch.equal(enc.char_matrix(words), expected)
+
+
 def test_offsets_with_combining_marks_emoji_cjk_crlf():
     text = "Jose\u0301 met 👍🏽 in 東京\r\n\tParis.\r\nDone"
     toks = tokenize(text)
