@@ -33,6 +33,14 @@ def sentence_tokens(text: str, a: int, e: int) -> list[Token]:
     an abbreviation inside a sentence (the segmenter did not end the sentence there) stays part
     of it, as corpora such as CoNLL-2003 write ``St.`` and ``Inc.``."""
     toks = tokenize(text[a:e], a)
+    if text.find(".", a, e - 1) < 0:  # no full stop before the last character: nothing to merge
+        return toks
+    return merge_abbreviations(toks)
+
+
+def merge_abbreviations(toks: list[Token]) -> list[Token]:
+    """``toks`` with each full stop that follows an abbreviation directly, and is not the last
+    token, joined to it."""
     merged: list[Token] = []
     for i, t in enumerate(toks):
         prev = merged[-1] if merged else None

@@ -43,6 +43,16 @@ def test_char_matrix_is_each_word_encoded_alone(words, max_chars):
     assert torch.equal(enc.char_matrix(words), expected)
 
 
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["Mr", "St", "Inc", "U.S.", "3.5", ".", ". ", " ", "x", "Paris", "..", "\n"]), max_size=14))
+def test_abbreviations_merge_the_same_with_and_without_the_shortcut(pieces):
+    from nertool.segment import merge_abbreviations, sentence_tokens
+
+    text = "".join(pieces)
+    assert sentence_tokens(text, 0, len(text)) == merge_abbreviations(tokenize(text))
+    assert sentence_tokens(" " + text, 1, len(text) + 1) == merge_abbreviations(tokenize(text, 1))
+
+
 def test_offsets_with_combining_marks_emoji_cjk_crlf():
     text = "Jose\u0301 met 👍🏽 in 東京\r\n\tParis.\r\nDone"
     toks = tokenize(text)
