@@ -61,21 +61,23 @@ def viterbi(
 TINY = 1e-30  # a scaled sum below this may have lost its mass to underflow: recompute it exactly
 
 
-def _log_step(a: torch.Tensor, exp_trans: torch.Tensor, t_max: float, trans: torch.Tensor) -> torch.Tensor:
-    """``logsumexp_i(a[:, i] + trans[i, j])`` for every ``j``, (batch, num_tags).
+def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch.Tensor) -> torch.Tensor:
+    """``logsumexp_i(x[d, :, i] + mats[d, i, j])`` for every ``d`` and ``j``: (2, batch, num_tags),
+    the forward (``d`` 0) and the backward (``d`` 1) step at once.
 
-    Fast path: one matrix product in probability space, ``a`` rescaled by its row maximum and the
-    transitions by theirs. Where a sum comes out tiny (the best previous tags cannot reach ``j``,
-    say), the mass may have underflowed: those rows are redone exactly in log space.
+    Fast path: one batched matrix product in probability space, ``x`` rescaled by its row maximum
+    and the transitions by theirs (``exp_mats = exp(mats - t_max)``). Where a sum comes out tiny
+    (the best previous tags cannot reach ``j``, say), the mass may have underflowed: those rows
+    are redone exactly in log space.
     """
-    m = a.max(1, keepdim=True).values  # shape: (batch, 1)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    s = torch.exp(a - m) @ exp_trans  # shape: (batch, num_tags)
-    out = torch.log(s) + m + t_max
-    redo = (s < TINY).any(1)  # shape: (batch,)
-    if bool(redo.any()):
-        rows = redo.nonzero().squeeze(1)
-        out[rows] = torch.logsumexp(a[rows].unsqueeze(2) + trans.unsqueeze(0), dim=1)
+    m = x.amax(2, keepdim=True).clamp(min=-1e30)  # shape: (2, batch, 1); a row of -inf stays -inf below
+    s = torch.bmm(torch.exp(x - m), exp_mats)  # shape: (2, batch, num_tags)
+    out = torch.log(s).add_(m).add_(t_max)
+    tiny = s < TINY
+    if bool(tiny.any()):
+        rows = tiny.any(2).nonzero()  # shape: (n, 2): direction, sentence
+        d, r = rows[:, 0], rows[:, 1]
+        out[d, r] = torch.logsumexp(x[d, r].unsqueeze(2) + mats[d], dim=1)
     return out
 
 
@@ -90,31 +92,31 @@ def forward_backward(
     score included). Token marginals are ``exp(alpha + beta - log_z)`` (see :func:`safe_log_z`).
     Exact whatever the gaps between scores (every step is a logsumexp, computed by a rescaled
     matrix product where that loses nothing); where no path exists (every one forbidden by
-    ``-inf`` scores) the result is ``-inf``, never NaN.
+    ``-inf`` scores) the result is ``-inf``, never NaN. The two recursions run side by side,
+    one step of each per batched operation.
     """
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
     t_max = float(transitions.max())
     if not math.isfinite(t_max):
         t_max = 0.0
-    exp_trans = torch.exp(transitions - t_max)  # shape: (num_tags, num_tags), entries in [0, 1]
-    trans_t = transitions.t().contiguous()
+    mats = torch.stack([transitions, transitions.t()])  # shape: (2, num_tags, num_tags): forward, backward
+    exp_mats = torch.exp(mats - t_max)  # entries in [0, 1]
+    alive = mask.unsqueeze(2)  # shape: (batch, seq_len, 1): alpha moves on at real tokens
+    # beta at position u comes from u + 1 where the sentence goes on past u
+    goes_on = (lengths.view(-1, 1) > torch.arange(1, seq_len + 1, device=lengths.device)).unsqueeze(2)
     a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
-    alphas = [a]
-    for t in range(1, seq_len):
-        nxt = _log_step(a, exp_trans, t_max, transitions) + emissions[:, t]
-        a = torch.where(mask[:, t].unsqueeze(1), nxt, a)
-        alphas.append(a)
-    log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
     last = end.unsqueeze(0).expand(batch, num_tags)
     b = last
-    betas = [b]
-    exp_trans_t = exp_trans.t().contiguous()
-    for t in range(seq_len - 2, -1, -1):
-        nb = emissions[:, t + 1] + b  # shape: (batch, num_tags_next)
-        nxt = _log_step(nb, exp_trans_t, t_max, trans_t)  # shape: (batch, num_tags_here)
-        b = torch.where((lengths > t + 1).unsqueeze(1), nxt, last)
+    alphas, betas = [a], [b]
+    for t in range(1, seq_len):
+        u = seq_len - 1 - t  # the backward recursion's position in the same step
+        y = _log_step(torch.stack([a, emissions[:, u + 1] + b]), exp_mats, t_max, mats)
+        a = torch.where(alive[:, t], y[0] + emissions[:, t], a)
+        b = torch.where(goes_on[:, u], y[1], last)
+        alphas.append(a)
         betas.append(b)
+    log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
     betas.reverse()
     return torch.stack(alphas, 1), torch.stack(betas, 1), log_z
 
