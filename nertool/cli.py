@@ -77,9 +77,6 @@ TRAIN_OPTIONS = {
 }
 
 
-# the options a resumed run may change (nertool.training.RESUME_MAY_CHANGE)
-RESUME_OPTIONS = ("epochs", "average_last")
-
 
 def config_from_options(toml: Path | None, options: dict) -> "C.Config":
     """The TOML file's config (or the defaults) with the options that were given on top."""
@@ -238,7 +235,7 @@ def train_cmd(
     """
     from .conll import load_corpus
     from .distributed import check_backend, init_group, launched_by_torchrun, rank_device, restarted
-    from .training import STATE_JSON, SilentReporter, train
+    from .training import RESUME_MAY_CHANGE, STATE_JSON, SilentReporter, train
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
@@ -250,16 +247,16 @@ def train_cmd(
     force = force or (out_dir is not None and restarted())
     if resume is not None:
         options = locals()
-        given = [f"--{'format' if n == 'fmt' else n.replace('_', '-')}" for n in TRAIN_OPTIONS
-                 if options.get(n) is not None and n not in RESUME_OPTIONS]
+        flag = lambda n: f"--{'format' if n == 'fmt' else n.replace('_', '-')}"  # noqa: E731
+        may_change = [n for n, (section, key) in TRAIN_OPTIONS.items() if section == "train" and key in RESUME_MAY_CHANGE]
+        given = [flag(n) for n in TRAIN_OPTIONS if options.get(n) is not None and n not in may_change]
         if config is not None:
             given.insert(0, "--config")
         if given:
             raise NertoolError(f"--resume continues the run with its saved configuration; {', '.join(given)} "
-                               "would not be applied: drop them (or start a new run); only --epochs and --average-last may change")
-    if resume is not None:
-        cfg = _resumed_config(resume)
-        cfg = cfg.override({"train": {"epochs": epochs, "average_last": average_last}})  # RESUME_OPTIONS
+                               f"would not be applied: drop them (or start a new run); only "
+                               f"{' and '.join(map(flag, may_change))} may change")
+        cfg = _resumed_config(resume).override({"train": {TRAIN_OPTIONS[n][1]: options[n] for n in may_change}})
     else:
         cfg = config_from_options(config, locals())
     group = init_group(device)
