@@ -2,12 +2,14 @@
 emissions are computed once, then every rule is decoded and scored (span F1, seqeval).
 
     .venv/bin/python scripts/screen_decoding.py ../shared/corpora/conll2003/valid.txt RUN [RUN ...] \
-        [--rules mean:0,mean:1,multi:2,loo:1,iter2:1,posterior:1]
+        [--rules mean:0,mean:1,multi:2,loo:1,iter2:1,posterior:1,gaz:0.5] [--gazetteer TRAIN]
 
 Rules (``kind:λ``): ``mean`` is `--doc-context λ` as shipped (λ 0: plain Viterbi); ``multi``
 gives names seen once in their document no bias; ``loo`` averages over a mention's other
 mentions only; ``iter2`` applies ``mean`` twice; ``posterior`` decodes the constrained sequence
-of the largest summed log marginals after ``mean``.
+of the largest summed log marginals after ``mean``; ``gaz`` adds ``λ`` times the log prior of
+:mod:`nertool.gazetteer` (built from ``--gazetteer``, the runs' training file) to ``mean:1``
+(BENCHMARKS.md section 12).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from nertool.conll import document_ids, read_conll
 from nertool.context import document_bias, name_groups, offsets, place
 from nertool.decoding import constraint_bias, marginals, viterbi
 from nertool.evaluate import score
+from nertool import gazetteer as gazmod
 
 
 def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:
@@ -58,6 +61,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--rules", default="mean:0,mean:1")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gazetteer", help="labelled training file the `gaz` rules build their gazetteer from")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rules = [(k, float(v)) for k, v in (r.split(":") for r in args.rules.split(","))]
@@ -65,6 +69,7 @@ def main() -> None:
     docs = document_ids(args.data)
     toks, gold = [t for t, _ in sents], [g for _, g in sents]
     at = offsets(toks)
+    gaz = gazmod.build(read_conll(args.gazetteer), "IOB2") if args.gazetteer else None
     res: dict = {}
     for run in args.runs:
         b = load_model(run)
@@ -87,7 +92,10 @@ def main() -> None:
 
             base = margs_of(scored)
             for kind, lam in rules:
-                bias = bias_of(b.labels, base, toks, docs, "mean" if kind in ("iter2", "posterior") else kind, lam)
+                if kind == "gaz":
+                    bias = bias_of(b.labels, base, toks, docs, "mean", 1.0) + gazmod.bias(gaz, b.labels, toks, lam)
+                else:
+                    bias = bias_of(b.labels, base, toks, docs, "mean" if kind in ("iter2", "posterior") else kind, lam)
                 if kind == "iter2":
                     once = [(bt, place(bias, em, bt.index, at)) for bt, em in scored]
                     bias = bias_of(b.labels, margs_of(once), toks, docs, "mean", lam)

@@ -1,0 +1,133 @@
+"""A gazetteer built from labelled training sentences, used at decoding as a prior: the spans of
+new text that match a training mention get emission biases towards the types that mention had.
+
+For every gold mention's exact token sequence ``s`` it keeps how often ``s`` was a whole mention
+of each type and how often ``s`` occurred in the training text in all; ``p(t | s) =
+(c_t + 1/(K+1)) / (n + 1)`` over the K entity types and ``O`` (the occurrences that were not a
+whole mention)."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import tags as tagmod
+
+FORMAT = "nertool-gazetteer/1"
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """``types``: the entity types, then ``"O"``; ``entries`` maps a token sequence to its counts,
+    one per entity type (as whole mentions), then its number of occurrences in all."""
+
+    types: tuple[str, ...]
+    entries: dict[tuple[str, ...], tuple[int, ...]]
+
+    @property
+    def max_len(self) -> int:
+        return max((len(k) for k in self.entries), default=0)
+
+    def probabilities(self, key: tuple[str, ...]) -> list[float]:
+        """``p(t | key)`` for each of :attr:`types` (smoothed; ``key`` must be an entry)."""
+        *mentions, n = self.entries[key]
+        counts = [*mentions, n - sum(mentions)]
+        prior = 1.0 / len(counts)
+        return [(c + prior) / (n + 1) for c in counts]
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "types": list(self.types),
+                "entries": [[list(k), list(v)] for k, v in sorted(self.entries.items())]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Gazetteer:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a gazetteer (format {data.get('format')!r}, expected {FORMAT!r})")
+        types = tuple(data["types"])
+        entries = {tuple(k): tuple(int(c) for c in v) for k, v in data["entries"]}
+        for k, v in entries.items():
+            if len(v) != len(types) or not k or sum(v[:-1]) > v[-1] or min(v) < 0:
+                raise ValueError(f"gazetteer entry {' '.join(k)!r} has counts {list(v)} that do not fit types {list(types)}")
+        return cls(types, entries)
+
+
+def build(sentences: Iterable[tuple[Sequence[str], Sequence[str]]], scheme: str) -> Gazetteer:
+    """The gazetteer of labelled ``(tokens, tags)`` sentences whose tags follow ``scheme``."""
+    sentences = list(sentences)
+    mentions: dict[tuple[str, ...], dict[str, int]] = {}
+    for toks, tgs in sentences:
+        for typ, s, e in tagmod.chunks(tgs, scheme):
+            per = mentions.setdefault(tuple(toks[s:e]), {})
+            per[typ] = per.get(typ, 0) + 1
+    types = tuple(sorted({t for per in mentions.values() for t in per}))
+    longest = max((len(k) for k in mentions), default=0)
+    firsts = {k[0] for k in mentions}
+    totals = dict.fromkeys(mentions, 0)
+    for toks, _ in sentences:
+        for i, tok in enumerate(toks):
+            if tok not in firsts:
+                continue
+            for j in range(i + 1, min(i + longest, len(toks)) + 1):
+                key = tuple(toks[i:j])
+                if key in totals:
+                    totals[key] += 1
+    entries = {k: (*(per.get(t, 0) for t in types), totals[k]) for k, per in mentions.items()}
+    return Gazetteer((*types, "O"), entries)
+
+
+def matches(gaz: Gazetteer, tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """The ``(start, end)`` spans of ``tokens`` that are gazetteer entries: left to right, the
+    longest entry first, no overlaps."""
+    out: list[tuple[int, int]] = []
+    longest = gaz.max_len
+    i = 0
+    while i < len(tokens):
+        for j in range(min(i + longest, len(tokens)), i, -1):
+            if tuple(tokens[i:j]) in gaz.entries:
+                out.append((i, j))
+                i = j
+                break
+        else:
+            i += 1
+    return out
+
+
+def bias(gaz: Gazetteer, labels: Sequence[str], sentences: Sequence[Sequence[str]], weight: float) -> torch.Tensor:
+    """(tokens, num_tags) emission biases, tokens in sentence order: every token of a matched span
+    gets ``weight * log p(t | span)`` on each tag of type ``t`` (``O`` included); zero elsewhere.
+    A tag whose type the gazetteer lacks gets the smallest probability of the span."""
+    tag_types = [tagmod.split_tag(label)[1] or "O" for label in labels]
+    index = {t: k for k, t in enumerate(gaz.types)}
+    n_tokens = sum(len(s) for s in sentences)
+    out = torch.zeros(n_tokens, len(labels))
+    if weight == 0.0:
+        return out
+    rows: dict[tuple[str, ...], list[float]] = {}
+    at = 0
+    for toks in sentences:
+        for s, e in matches(gaz, toks):
+            key = tuple(toks[s:e])
+            row = rows.get(key)
+            if row is None:
+                p = gaz.probabilities(key)
+                low = min(p)
+                row = rows[key] = [weight * math.log(p[index[t]] if t in index else low) for t in tag_types]
+            out[at + s : at + e] = torch.tensor(row)
+        at += len(toks)
+    return out
+
+
+def save(gaz: Gazetteer, path: str | Path) -> None:
+    """Write ``gaz`` as JSON to ``path`` (through a temporary file)."""
+    from .fileio import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(gaz.to_json(), ensure_ascii=False))
+
+
+def load(path: str | Path) -> Gazetteer:
+    """The gazetteer saved at ``path`` (JSON; ValueError if it is not one)."""
+    return Gazetteer.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
