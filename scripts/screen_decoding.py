@@ -8,7 +8,7 @@ Rules (``kind:λ``): ``mean`` is `--doc-context λ` as shipped (λ 0: plain Vite
 gives names seen once in their document no bias; ``loo`` averages over a mention's other
 mentions only; ``iter2`` applies ``mean`` twice; ``posterior`` decodes the constrained sequence
 of the largest summed log marginals after ``mean``; ``gaz`` adds ``λ`` times the log prior of
-:mod:`nertool.gazetteer` (built from ``--gazetteer``, the runs' training file) to ``mean:1``
+`scripts/gazetteer_prior.py` (built from ``--gazetteer``, the runs' training file) to ``mean:1``
 (BENCHMARKS.md section 12).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from nertool.conll import document_ids, read_conll
 from nertool.context import document_bias, name_groups, offsets, place
 from nertool.decoding import constraint_bias, marginals, viterbi
 from nertool.evaluate import score
-from nertool import gazetteer as gazmod
+import gazetteer_prior as gazmod  # scripts/gazetteer_prior.py
 
 
 def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:

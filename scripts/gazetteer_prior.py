@@ -1,4 +1,4 @@
-"""A gazetteer built from labelled training sentences, used at decoding as a prior: the spans of
+"""Not adopted (BENCHMARKS.md section 12); kept for the screen. A gazetteer built from labelled training sentences, used at decoding as a prior: the spans of
 new text that match a training mention get emission biases towards the types that mention had.
 
 For every gold mention's exact token sequence ``s`` it keeps how often ``s`` was a whole mention
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import tags as tagmod
+from nertool import tags as tagmod
 
 FORMAT = "nertool-gazetteer/1"
 
@@ -123,7 +123,7 @@ def bias(gaz: Gazetteer, labels: Sequence[str], sentences: Sequence[Sequence[str
 
 def save(gaz: Gazetteer, path: str | Path) -> None:
     """Write ``gaz`` as JSON to ``path`` (through a temporary file)."""
-    from .fileio import atomic_write_text
+    from nertool.fileio import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(gaz.to_json(), ensure_ascii=False))
 
