@@ -9,7 +9,8 @@ gives names seen once in their document no bias; ``loo`` averages over a mention
 mentions only; ``iter2`` applies ``mean`` twice; ``posterior`` decodes the constrained sequence
 of the largest summed log marginals after ``mean``; ``gaz`` adds ``λ`` times the log prior of
 `scripts/gazetteer_prior.py` (built from ``--gazetteer``, the runs' training file) to ``mean:1``
-(BENCHMARKS.md section 12).
+(BENCHMARKS.md section 12); ``recase`` / ``recase2`` (λ: the document-context weight) decode
+all-upper-case sentences recased from their document / and the training file (section 12).
 """
 from __future__ import annotations
 
@@ -55,6 +56,45 @@ def bias_of(labels, margs, toks, docs, kind: str, lam: float) -> torch.Tensor:
     return bias
 
 
+def all_caps(tokens) -> bool:
+    """At least two tokens with letters, and no lower-case letter in any of them."""
+    lettered = [t for t in tokens if any(c.isalpha() for c in t)]
+    return len(lettered) >= 2 and all(t.upper() == t for t in lettered)
+
+
+def usual_forms(sentences, documents=None) -> dict:
+    """The most frequent form of each lower-cased token outside all-upper-case sentences (ties:
+    the first seen), per document when ``documents`` is given (keys ``(doc, lower)``)."""
+    counts: dict = {}
+    for i, toks in enumerate(sentences):
+        if all_caps(toks):
+            continue
+        for t in toks:
+            key = (documents[i], t.lower()) if documents is not None else t.lower()
+            per = counts.setdefault(key, {})
+            per[t] = per.get(t, 0) + 1
+    return {k: max(per, key=per.get) for k, per in counts.items()}
+
+
+def recased(sentences, documents, training_forms=None) -> list:
+    """``sentences`` with the tokens of all-upper-case sentences replaced by their document's
+    usual form, else (with ``training_forms``) the training data's, else kept (section 12)."""
+    in_doc = usual_forms(sentences, documents)
+    out = []
+    for i, toks in enumerate(sentences):
+        if not all_caps(toks):
+            out.append(toks)
+            continue
+        new = []
+        for t in toks:
+            form = in_doc.get((documents[i], t.lower()))
+            if form is None and training_forms is not None:
+                form = training_forms.get(t.lower())
+            new.append(form or t)
+        out.append(new)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data")
@@ -69,7 +109,13 @@ def main() -> None:
     docs = document_ids(args.data)
     toks, gold = [t for t, _ in sents], [g for _, g in sents]
     at = offsets(toks)
-    gaz = gazmod.build(read_conll(args.gazetteer), "IOB2") if args.gazetteer else None
+    train = read_conll(args.gazetteer) if args.gazetteer else None
+    gaz = gazmod.build(train, "IOB2") if train else None
+    variants = {"recase": recased(toks, docs)}
+    if train:
+        variants["recase2"] = recased(toks, docs, usual_forms([t for t, _ in train]))
+    for k, v in variants.items():
+        print(k, "changes", sum(a != b for x, y in zip(toks, v) for a, b in zip(x, y)), "tokens", flush=True)
     res: dict = {}
     for run in args.runs:
         b = load_model(run)
@@ -79,8 +125,12 @@ def main() -> None:
         st, en, tr = m.transition_scores()
         cs, ce, ct = constraint_bias(b.internal_scheme, b.labels)
         with torch.inference_mode():
-            scored = [(bt, m.emissions(bt.words, bt.chars, bt.char_index, bt.mask))
-                      for bt in enc.batches(enc.encode(toks), 512, max_tokens=512 * 50)]
+            def score_all(sentences):
+                return [(bt, m.emissions(bt.words, bt.chars, bt.char_index, bt.mask))
+                        for bt in enc.batches(enc.encode(sentences), 512, max_tokens=512 * 50)]
+
+            scored = score_all(toks)
+            rescored = {k: score_all(v) for k, v in variants.items() if any(r.startswith(k) for r in args.rules.split(","))}
 
             def margs_of(pairs):
                 per: list = [None] * len(toks)
@@ -92,6 +142,18 @@ def main() -> None:
 
             base = margs_of(scored)
             for kind, lam in rules:
+                if kind.startswith("recase"):  # the shipped `mean` rule over the recased text's emissions
+                    pairs = rescored[kind]
+                    bias = document_bias(b.labels, margs_of(pairs), variants[kind], docs, lam)
+                    out = [None] * len(toks)
+                    for bt, em in pairs:
+                        best, _ = viterbi(place(bias, em, bt.index, at), bt.mask, st, en, tr)
+                        for row, i in zip(best.tolist(), bt.index):
+                            out[i] = decode(row[: len(toks[i])])
+                    f = score(gold, out, b.scheme)["f1"]
+                    res.setdefault((kind, lam), []).append(f)
+                    print(run, kind, lam, f"{100 * f:.2f}", flush=True)
+                    continue
                 if kind == "gaz":
                     bias = bias_of(b.labels, base, toks, docs, "mean", 1.0) + gazmod.bias(gaz, b.labels, toks, lam)
                 else:
