@@ -1,5 +1,6 @@
-"""Not adopted (BENCHMARKS.md section 12); kept for the screen. A gazetteer built from labelled training sentences, used at decoding as a prior: the spans of
+"""A gazetteer built from labelled training sentences, used at decoding as a prior: the spans of
 new text that match a training mention get emission biases towards the types that mention had.
+Screened on dev and not adopted (BENCHMARKS.md section 12); kept for ``screen_decoding.py``.
 
 For every gold mention's exact token sequence ``s`` it keeps how often ``s`` was a whole mention
 of each type and how often ``s`` occurred in the training text in all; ``p(t | s) =
