@@ -8,17 +8,13 @@ of each type and how often ``s`` occurred in the training text in all; ``p(t | s
 whole mention)."""
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from nertool import tags as tagmod
-
-FORMAT = "nertool-gazetteer/1"
 
 
 @dataclass(frozen=True)
@@ -39,21 +35,6 @@ class Gazetteer:
         counts = [*mentions, n - sum(mentions)]
         prior = 1.0 / len(counts)
         return [(c + prior) / (n + 1) for c in counts]
-
-    def to_json(self) -> dict:
-        return {"format": FORMAT, "types": list(self.types),
-                "entries": [[list(k), list(v)] for k, v in sorted(self.entries.items())]}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Gazetteer:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a gazetteer (format {data.get('format')!r}, expected {FORMAT!r})")
-        types = tuple(data["types"])
-        entries = {tuple(k): tuple(int(c) for c in v) for k, v in data["entries"]}
-        for k, v in entries.items():
-            if len(v) != len(types) or not k or sum(v[:-1]) > v[-1] or min(v) < 0:
-                raise ValueError(f"gazetteer entry {' '.join(k)!r} has counts {list(v)} that do not fit types {list(types)}")
-        return cls(types, entries)
 
 
 def build(sentences: Iterable[tuple[Sequence[str], Sequence[str]]], scheme: str) -> Gazetteer:
@@ -120,15 +101,3 @@ def bias(gaz: Gazetteer, labels: Sequence[str], sentences: Sequence[Sequence[str
             out[at + s : at + e] = torch.tensor(row)
         at += len(toks)
     return out
-
-
-def save(gaz: Gazetteer, path: str | Path) -> None:
-    """Write ``gaz`` as JSON to ``path`` (through a temporary file)."""
-    from nertool.fileio import atomic_write_text
-
-    atomic_write_text(Path(path), json.dumps(gaz.to_json(), ensure_ascii=False))
-
-
-def load(path: str | Path) -> Gazetteer:
-    """The gazetteer saved at ``path`` (JSON; ValueError if it is not one)."""
-    return Gazetteer.from_json(json.loads(Path(path).read_text(encoding="utf-8")))

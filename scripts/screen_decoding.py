@@ -109,10 +109,14 @@ def main() -> None:
     docs = document_ids(args.data)
     toks, gold = [t for t, _ in sents], [g for _, g in sents]
     at = offsets(toks)
+    if not args.gazetteer and any(kind in ("gaz", "recase2") for kind, _ in rules):
+        ap.error("the gaz and recase2 rules need --gazetteer TRAIN")
     train = read_conll(args.gazetteer) if args.gazetteer else None
     gaz = gazmod.build(train, "IOB2") if train else None
-    variants = {"recase": recased(toks, docs)}
-    if train:
+    variants = {}  # the recased texts the `recase` rules ask for
+    if any(kind == "recase" for kind, _ in rules):
+        variants["recase"] = recased(toks, docs)
+    if any(kind == "recase2" for kind, _ in rules):
         variants["recase2"] = recased(toks, docs, usual_forms([t for t, _ in train]))
     for k, v in variants.items():
         print(k, "changes", sum(a != b for x, y in zip(toks, v) for a, b in zip(x, y)), "tokens", flush=True)
@@ -130,7 +134,7 @@ def main() -> None:
                         for bt in enc.batches(enc.encode(sentences), 512, max_tokens=512 * 50)]
 
             scored = score_all(toks)
-            rescored = {k: score_all(v) for k, v in variants.items() if any(r.startswith(k) for r in args.rules.split(","))}
+            rescored = {k: score_all(v) for k, v in variants.items()}
 
             def margs_of(pairs):
                 per: list = [None] * len(toks)
@@ -142,19 +146,10 @@ def main() -> None:
 
             base = margs_of(scored)
             for kind, lam in rules:
-                if kind.startswith("recase"):  # the shipped `mean` rule over the recased text's emissions
-                    pairs = rescored[kind]
+                pairs = rescored.get(kind, scored)  # the recased text's emissions for `recase` rules
+                if kind in rescored:  # the shipped `mean` rule over them
                     bias = document_bias(b.labels, margs_of(pairs), variants[kind], docs, lam)
-                    out = [None] * len(toks)
-                    for bt, em in pairs:
-                        best, _ = viterbi(place(bias, em, bt.index, at), bt.mask, st, en, tr)
-                        for row, i in zip(best.tolist(), bt.index):
-                            out[i] = decode(row[: len(toks[i])])
-                    f = score(gold, out, b.scheme)["f1"]
-                    res.setdefault((kind, lam), []).append(f)
-                    print(run, kind, lam, f"{100 * f:.2f}", flush=True)
-                    continue
-                if kind == "gaz":
+                elif kind == "gaz":
                     bias = bias_of(b.labels, base, toks, docs, "mean", 1.0) + gazmod.bias(gaz, b.labels, toks, lam)
                 else:
                     bias = bias_of(b.labels, base, toks, docs, "mean" if kind in ("iter2", "posterior") else kind, lam)
@@ -162,7 +157,7 @@ def main() -> None:
                     once = [(bt, place(bias, em, bt.index, at)) for bt, em in scored]
                     bias = bias_of(b.labels, margs_of(once), toks, docs, "mean", lam)
                 out: list = [None] * len(toks)
-                for bt, em in scored:
+                for bt, em in pairs:
                     adjusted = place(bias, em, bt.index, at)
                     if kind == "posterior":
                         post = marginals(adjusted, bt.mask, st, en, tr)
