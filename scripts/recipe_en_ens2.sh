@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18, the two-network ensemble recipe, declared 2026-12-03 06:25 UTC before any of its runs
+# Issue 18, the two-network ensemble recipe, declared 2026-12-03 06:11 UTC before any of its runs
 # (BENCHMARKS.md section 14). A run of the recipe is the ensemble (`nertool ensemble`) of two
 # networks of section 8's recipe (defaults, GloVe 6B 50d, CoNLL-2003 train + dev, a fixed 30
 # epochs, patience off) that differ only in seed, decoded with `--doc-context 1` (section 9).
