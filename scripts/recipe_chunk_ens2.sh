@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 18: the two-network ensemble recipe (scripts/recipe_en_ens2.sh) on CoNLL-2000 chunking,
-# declared 2026-12-03 07:45 UTC before its runs (BENCHMARKS.md section 14): two networks of
+# declared 2026-12-03 07:41 UTC before its runs (BENCHMARKS.md section 14): two networks of
 # section 9's recipe for the other corpora (defaults, no vectors, train only: CoNLL-2000 has no
 # dev, a fixed 30 epochs, patience off), seeds 1 and 2, side by side, --threads 1 each, combined
 # with `nertool ensemble`. CoNLL-2000 marks no documents, so there is no document context.
