@@ -710,9 +710,16 @@ def _terminate(signum, frame):
 
 
 def main() -> None:
+    import os
     import signal
 
+    launcher = os.getppid()
     signal.signal(signal.SIGTERM, _terminate)
+    if "LOCAL_RANK" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker
+        from .distributed import die_with_launcher
+
+        if not die_with_launcher(launcher):
+            raise SystemExit(128 + signal.SIGKILL)  # its run is already over
     app()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -110,6 +111,25 @@ SOLO = Group()
 
 def launched_by_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def die_with_launcher(launcher: int) -> bool:
+    """Under torchrun on Linux: have the kernel SIGKILL this worker once its launcher (the process
+    ``launcher``) exits, so that no rank outlives its run. A worker blocked in the rendezvous or a
+    collective cannot act on the launcher's SIGTERM; an orphan would hold its port and its cores.
+    False when the launcher has already gone; True otherwise (also where prctl does not exist)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return True
+    return os.getppid() == launcher  # the launcher may have exited before prctl took hold
 
 
 def restarted() -> bool:

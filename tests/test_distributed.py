@@ -156,6 +156,24 @@ def test_sigterm_to_nertool_nproc_stops_every_rank(data, tmp_path):
     assert wait_until(lambda: not _ranks("term"), 60), "a rank outlived the run"
 
 
+def test_no_rank_outlives_a_killed_torchrun(data, tmp_path):
+    # SIGKILL leaves torchrun no time to stop its workers: the kernel must (die_with_launcher)
+    p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                          "-m", "nertool", "train", str(data["big"]), "--out", str(tmp_path / "run"),
+                          "--epochs", "50", "--hidden-size", "16", "--threads", "1"],
+                         env={**ENV, "NERTOOL_TEST_RUN": "orphan"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: (tmp_path / "run" / "metrics.jsonl").exists() or p.poll() is not None, 180), \
+            "the run did not start training"
+        assert len(_ranks("orphan")) == 2
+        p.kill()
+        p.wait(30)
+        assert wait_until(lambda: not _ranks("orphan"), 10), "a rank outlived its launcher"
+    finally:
+        for pid in _ranks("orphan").values():
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_bad_input_on_one_rank_stops_every_rank_before_training(data, tmp_path):
     bad = tmp_path / "bad.conll"
     # rank 1 reads a different file through its environment: a line with one column
