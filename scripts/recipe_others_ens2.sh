@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 18: the two-network ensemble recipe (scripts/recipe_en_ens2.sh) on CoNLL-2002 Spanish and
-# Dutch, declared 2026-12-03 09:55 UTC before its runs (BENCHMARKS.md section 15): per corpus, two
+# Dutch, declared 2026-12-03 09:48 UTC before its runs (BENCHMARKS.md section 15): per corpus, two
 # networks of section 9's recipe for the other corpora (defaults, no vectors, train + dev
 # (testa), a fixed 30 epochs, patience off), seeds 1 and 2, all four side by side at --threads 1,
 # combined with `nertool ensemble`, scored on testb. Dutch marks documents, so its ensemble is
