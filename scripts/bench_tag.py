@@ -64,28 +64,30 @@ def main() -> None:
     tagger.clear_cache()
 
     # a large raw text file, tagged as a stream through the same path as `nertool tag`
-    lines = [" ".join(s) for s in sents]
-    target = int(args.raw_mb * 1024 * 1024)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
-        size = 0
-        while size < target:
-            for i in range(0, len(lines), 8):
-                para = " ".join(lines[i : i + 8]) + "\n\n"
-                f.write(para)
-                size += len(para.encode())
-        path = f.name
-    try:
-        t0 = time.perf_counter()
-        n_raw = 0
-        with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
-            for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=args.batch_size):
-                n_raw += sum(len(s) for s in doc.sentences)
-                sink.write(data)
-        dt = time.perf_counter() - t0
-        print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
-              f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
-    finally:
-        os.unlink(path)
+    # (--raw-mb 0 skips it)
+    if args.raw_mb > 0:
+        lines = [" ".join(s) for s in sents]
+        target = int(args.raw_mb * 1024 * 1024)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+            size = 0
+            while size < target:
+                for i in range(0, len(lines), 8):
+                    para = " ".join(lines[i : i + 8]) + "\n\n"
+                    f.write(para)
+                    size += len(para.encode())
+            path = f.name
+        try:
+            t0 = time.perf_counter()
+            n_raw = 0
+            with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
+                for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=args.batch_size):
+                    n_raw += sum(len(s) for s in doc.sentences)
+                    sink.write(data)
+            dt = time.perf_counter() - t0
+            print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
+                  f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
+        finally:
+            os.unlink(path)
     print(f"peak memory (max RSS): {peak_rss_mb():.0f} MB")
 
 
