@@ -588,6 +588,12 @@ def info_cmd(
         member_f1 = [f"{100 * s['f1']:.2f}" for s in ens.get("member_scores") or [] if isinstance(s, dict) and isinstance(s.get("f1"), float)]
         t.add_row("ensemble", f"{c['members']} networks, scores averaged: " + ", ".join(map(str, ens.get("members", [])))
                   + (f" (their test F1 {', '.join(member_f1)})" if member_f1 else ""))
+    mach = c.get("machine") or {}
+    if isinstance(mach, dict) and mach:
+        threads = mach.get("threads", "?")
+        t.add_row("trained on", f"{mach.get('cpu', '?')} ({mach.get('cpu_capability', '?')}), "
+                                f"{threads} thread{'' if threads == 1 else 's'}, "
+                                f"{mach.get('gpu') or mach.get('device', '?')}, torch {mach.get('torch', '?')}")
     bundled = c.get("bundled") or {}
     for key in ("recipe", "speed"):
         if isinstance(bundled, dict) and bundled.get(key):

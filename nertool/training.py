@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import random
 import time
 from collections.abc import Sequence
@@ -146,6 +147,23 @@ def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sen
     random.Random(tc.seed).shuffle(order)
     n_dev = max(1, int(len(order) * tc.dev_fraction))
     return [train_sents[i] for i in order[n_dev:]], [train_sents[i] for i in order[:n_dev]]
+
+
+def machine_record(where: torch.device) -> dict[str, Any]:
+    """What a run was trained on (its last start, when resumed): the same seed gives the same
+    weights only on the same kind of machine, since torch picks its CPU kernels by instruction set."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    record: dict[str, Any] = {"torch": torch.__version__, "cpu": cpu,
+                              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                              "threads": torch.get_num_threads(), "device": where.type}
+    if where.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(where)
+    return record
 
 
 def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels: Sequence[str], scheme: str,
@@ -578,6 +596,7 @@ def train(
         bundle.meta["distributed"] = {"processes": group.world, "backend": group.backend,
                                       "global_batch_size": tc.batch_size * group.world}
     where = torch_device(device)
+    bundle.meta["machine"] = machine_record(where)
     model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
     items = _encode_split(bundle, encoder, train_sents)

@@ -42,7 +42,8 @@ def main() -> None:
     tagger = Tagger.load(args.model, batch_size=args.batch_size)
     sents = [t for t, _ in read_conll(TEST)]
     n_tok = sum(map(len, sents))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, threads {args.threads}")
+    print(f"machine: {platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
+          f"{os.cpu_count()} cores, torch {torch.__version__}, threads {args.threads}")
     print(f"model: {args.model}; CoNLL-2003 test: {len(sents)} sentences, {n_tok} tokens")
     tagger.tag_sentences(sents[:500])  # warm-up
     # cold: the Tagger's per-word character features are cleared before each timed pass, so

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+import torch
 from typer.testing import CliRunner
 
 from nertool.checkpoint import load_model
@@ -41,6 +42,10 @@ def test_train_save_load_evaluate_through_cli(tiny_corpus, tmp_path):
     assert f"best epoch {config['scores']['best_epoch']}, stopped by epochs" in text
     assert f"f1 {100 * config['scores']['test']['f1']:.2f}" in text
     assert "{" not in text  # no Python reprs of dicts
+    machine = config["machine"]  # what the run was trained on, for reproducing it
+    assert machine["threads"] == 1 and machine["device"] == "cpu" and machine["torch"] == torch.__version__
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert f"({machine['cpu_capability']}), 1 thread, cpu, torch {torch.__version__}" in text
 
 
 def _spans(seq):
