@@ -59,6 +59,7 @@ def combine(bundles: Sequence[ModelBundle], names: Sequence[str] | None = None) 
     meta["ensemble"] = {
         "members": [str(n) for n in names],
         "member_scores": [b.meta.get("scores", {}).get("test") for b in bundles],
+        "member_machines": [b.meta.get("machine") for b in bundles],  # None for models that predate the record
     }
     return ModelBundle(ens, first.words, first.chars, first.scheme, first.internal_scheme, meta)
 

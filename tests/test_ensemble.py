@@ -81,6 +81,9 @@ def test_a_saved_ensemble_loads_back_tags_the_same_and_keeps_one_pretrained_tabl
     ens = combine_models(runs, tmp_path / "ens", test=SAMPLE / "test.conll")
     config = json.loads((tmp_path / "ens" / "config.json").read_text())
     assert config["members"] == 3 and config["ensemble"]["members"] == [str(r) for r in runs]
+    members = [json.loads((r / "config.json").read_text()) for r in runs]
+    assert config["ensemble"]["member_machines"] == [m["machine"] for m in members]
+    assert all(m["machine"]["threads"] == 1 for m in members)
     assert 0.0 <= config["scores"]["test"]["f1"] <= 1.0
     back = load_model(tmp_path / "ens")
     sents = _sentences()
