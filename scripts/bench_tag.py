@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -24,26 +23,56 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def bench_raw_text(tagger, sents: list[list[str]], raw_mb: float, batch_size: int) -> None:
+    """A raw text file of ``raw_mb`` MB made of ``sents``, tagged as a stream through the same path
+    as `nertool tag` (to JSONL, spans with scores)."""
+    from nertool.inputs import read_documents
+    from nertool.output import render
+
+    lines = [" ".join(s) for s in sents]
+    target = int(raw_mb * 1024 * 1024)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        size = 0
+        while size < target:
+            for i in range(0, len(lines), 8):
+                para = " ".join(lines[i : i + 8]) + "\n\n"
+                f.write(para)
+                size += len(para.encode())
+        path = f.name
+    try:
+        t0 = time.perf_counter()
+        n_raw = 0
+        with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
+            for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=batch_size):
+                n_raw += sum(len(s) for s in doc.sentences)
+                sink.write(data)
+        dt = time.perf_counter() - t0
+        print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
+              f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
+    finally:
+        os.unlink(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default="en")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--raw-mb", type=float, default=20.0, help="size of the generated raw text file")
+    ap.add_argument("--raw-mb", type=float, default=20.0, help="size of the generated raw text file; 0 skips that leg")
     args = ap.parse_args()
 
     from nertool.conll import read_conll
-    from nertool.inputs import read_documents
-    from nertool.output import render
     from nertool.tagger import Tagger
+    from nertool.training import machine_record
 
     torch.set_num_threads(args.threads)
     tagger = Tagger.load(args.model, batch_size=args.batch_size)
     sents = [t for t, _ in read_conll(TEST)]
     n_tok = sum(map(len, sents))
-    print(f"machine: {platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
-          f"{os.cpu_count()} cores, torch {torch.__version__}, threads {args.threads}")
+    machine = machine_record(torch.device("cpu"))
+    print(f"machine: {machine['cpu']} ({machine['cpu_capability']}), {os.cpu_count()} cores, "
+          f"torch {machine['torch']}, threads {machine['threads']}")
     print(f"model: {args.model}; CoNLL-2003 test: {len(sents)} sentences, {n_tok} tokens")
     tagger.tag_sentences(sents[:500])  # warm-up
     # cold: the Tagger's per-word character features are cleared before each timed pass, so
@@ -64,31 +93,8 @@ def main() -> None:
                   f"({t:.3f}s, best of {args.repeats})")
     tagger.clear_cache()
 
-    # a large raw text file, tagged as a stream through the same path as `nertool tag`
-    # (--raw-mb 0 skips it)
     if args.raw_mb > 0:
-        lines = [" ".join(s) for s in sents]
-        target = int(args.raw_mb * 1024 * 1024)
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
-            size = 0
-            while size < target:
-                for i in range(0, len(lines), 8):
-                    para = " ".join(lines[i : i + 8]) + "\n\n"
-                    f.write(para)
-                    size += len(para.encode())
-            path = f.name
-        try:
-            t0 = time.perf_counter()
-            n_raw = 0
-            with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
-                for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=args.batch_size):
-                    n_raw += sum(len(s) for s in doc.sentences)
-                    sink.write(data)
-            dt = time.perf_counter() - t0
-            print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
-                  f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
-        finally:
-            os.unlink(path)
+        bench_raw_text(tagger, sents, args.raw_mb, args.batch_size)
     print(f"peak memory (max RSS): {peak_rss_mb():.0f} MB")
 
 
