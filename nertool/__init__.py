@@ -5,15 +5,25 @@ Public API: :class:`Tagger`, :class:`Span`, :class:`Doc`, :func:`train`, :func:`
 """
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Doc", "Span", "Tagger", "__version__", "load_corpus", "train"]
+__all__ = ["Config", "Corpus", "Doc", "ModelBundle", "NertoolError", "Span", "TagOptions", "Tagger", "TrainResult",
+           "__version__", "evaluate_file", "export", "load_corpus", "load_model", "score", "train"]
 
 _LAZY = {
-    "Tagger": "tagger",
-    "Span": "tagger",
-    "Doc": "tagger",
-    "train": "training",
-    "load_corpus": "conll",
+    "Tagger": "tag.tagger",
+    "Span": "tag.tagger",
+    "Doc": "tag.tagger",
+    "TagOptions": "tag.options",
+    "train": "training.loop",
+    "TrainResult": "training.loop",
+    "evaluate_file": "training.evaluate",
+    "score": "training.evaluate",
+    "load_corpus": "data.conll",
+    "Corpus": "data.conll",
     "Config": "config",
+    "ModelBundle": "store.bundle",
+    "load_model": "store.loading:load",
+    "export": "store.export",
+    "NertoolError": "errors",
 }
 
 
@@ -21,5 +31,6 @@ def __getattr__(name):  # imported on first use: `nertool --help` need not load 
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module, _, attr = _LAZY[name].partition(":")
+        return getattr(importlib.import_module(f".{module}", __name__), attr or name)
     raise AttributeError(f"module 'nertool' has no attribute {name!r}")

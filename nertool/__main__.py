@@ -1,4 +1,4 @@
 """``python -m nertool``: the same command line as the ``nertool`` script."""
-from nertool.cli import main
+from nertool.cli.app import main
 
 main()

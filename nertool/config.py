@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+import tomllib
 
+from nertool.errors import ConfigError
 
 # the allowed values of the choice fields, one place for the configs and the CLI
 DATA_FORMATS = ("auto", "conll", "conllu")

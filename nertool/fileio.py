@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import DataFormatError
+from nertool.errors import DataFormatError
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:

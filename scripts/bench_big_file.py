@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write the input and output here (default: a temporary directory, removed)")
     args = ap.parse_args()
 
-    from nertool.conll import read_conll
-    from nertool.inputs import read_documents
+    from nertool.data.conll import read_conll
+    from nertool.data.inputs import read_documents
 
     lines = [" ".join(t) for t, _ in read_conll(TEST)]
     unit = "".join(" ".join(lines[i : i + 8]) + "\n\n" for i in range(0, len(lines), 8)).encode()

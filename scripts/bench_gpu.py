@@ -35,9 +35,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from nertool.conll import read_conll
-    from nertool.loading import flatten_rnn_weights
-    from nertool.tagger import Tagger
+    from nertool.data.conll import read_conll
+    from nertool.store.loading import flatten_rnn_weights
+    from nertool.tag.tagger import Tagger
 
     base = [t for t, _ in read_conll(args.corpus)]
     size = sum(len(" ".join(s)) + 1 for s in base)

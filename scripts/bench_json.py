@@ -27,10 +27,10 @@ def main() -> None:
 
     import orjson
 
-    from nertool.conll import read_conll
-    from nertool.inputs import read_documents
-    from nertool.output import sentence_records
-    from nertool.tagger import Tagger
+    from nertool.data.conll import read_conll
+    from nertool.data.inputs import read_documents
+    from nertool.tag.output import sentence_records
+    from nertool.tag.tagger import Tagger
 
     lines = [" ".join(t) for t, _ in read_conll(TEST)]
     text = "".join(" ".join(lines[i : i + 8]) + "\n\n" for i in range(0, min(len(lines), 8 * args.docs), 8))

@@ -39,12 +39,12 @@ def main() -> None:
     ap.add_argument("--in-process", action="store_true", help="also time the in-process path (with --profile: profile it)")
     args = ap.parse_args()
 
-    from nertool.conll import read_conll
+    from nertool.data.conll import read_conll
+    from nertool.data.inputs import read_documents
     from nertool.errors import BadLines
-    from nertool.inputs import read_documents
-    from nertool.pipeline import TagOptions, render_options, tag_source
-    from nertool.tagger import Tagger
-    from nertool.workers import InProcess
+    from nertool.tag.engines import InProcess
+    from nertool.tag.options import TagOptions
+    from nertool.tag.tagger import Tagger
 
     torch.set_num_threads(args.threads)
     tagger = Tagger.load(args.model, batch_size=args.batch_size)
@@ -66,7 +66,7 @@ def main() -> None:
             for w in map(int, args.workers.split(",")):
                 _time_cli(args.model, src, Path(tmp) / f"w{w}.jsonl", w, args.threads, n_tok, size)
         if args.ray:
-            _time_cli(args.model, src, Path(tmp) / "shards", args.ray, args.threads, n_tok, size, ["--ray", "local"])
+            _time_cli(args.model, src, Path(tmp) / "ray.jsonl", args.ray, args.threads, n_tok, size, ["--ray", "local"])
         if args.skip_model:
             return
         # the same sentences, split beforehand: what the network side alone costs
@@ -92,8 +92,8 @@ def main() -> None:
             prof.enable()
         t0 = time.perf_counter()
         with dst.open("wb") as out:
-            opts = TagOptions(input_format="text")
-            for data in tag_source(InProcess(tagger, render_options(opts)), str(src), opts, BadLines()):
+            engine = InProcess(tagger, TagOptions(input_format="text", batch_size=args.batch_size))
+            for _, data, _, _ in engine.run([str(src)], BadLines()):
                 out.write(data)
         e2e_s = time.perf_counter() - t0
         if prof is not None:
@@ -128,7 +128,7 @@ def _time_cli(model, src, dst, workers, threads, n_tok, size, extra=()) -> None:
     import subprocess
     import threading
 
-    cmd = [sys.executable, "-m", "nertool.cli", "tag", model, str(src), "-o", str(dst), "--workers", str(workers), *extra]
+    cmd = [sys.executable, "-m", "nertool", "tag", model, str(src), "-o", str(dst), "--workers", str(workers), *extra]
     if workers == 1 and not extra:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()

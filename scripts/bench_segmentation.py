@@ -36,11 +36,11 @@ def starts_from_strings(text: str, sents: list[str]) -> list[int]:
 def splitter(name: str, lang: str):
     """A function text -> sentence start offsets."""
     if name == "old":  # the rule-based splitter nertool used before (kept here for comparison)
-        from nertool.text import tokenize
+        from nertool.data.text import tokenize
 
         return lambda text: [s[0].start for s in _old_split(tokenize(text))]
     if name == "nertool":
-        from nertool.segment import sentence_spans
+        from nertool.data.segment import sentence_spans
 
         return lambda text: [a for a, _ in sentence_spans(text, lang)]
     if name == "pysbd":

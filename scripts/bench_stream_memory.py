@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +31,7 @@ def paragraphs() -> list[str]:
     """Text to repeat: CoNLL-2003 test sentences in paragraphs of 8, or the sample text."""
     if TEST.is_file():
         sys.path.insert(0, str(ROOT))
-        from nertool.conll import read_conll
+        from nertool.data.conll import read_conll
 
         lines = [" ".join(t) for t, _ in read_conll(TEST)]
         return [" ".join(lines[i : i + 8]) + "\n\n" for i in range(0, len(lines), 8)]
@@ -59,7 +58,6 @@ def main() -> None:
             cmd = [nertool, "tag", args.model, str(path), "--format", "jsonl"]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            t0 = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{size / 2**20:7.1f} MB raw text -> jsonl: exit {r['rc']}, {r['seconds']:.1f}s "

@@ -26,8 +26,8 @@ def peak_rss_mb() -> float:
 def bench_raw_text(tagger, sents: list[list[str]], raw_mb: float, batch_size: int) -> None:
     """A raw text file of ``raw_mb`` MB made of ``sents``, tagged as a stream through the same path
     as `nertool tag` (to JSONL, spans with scores)."""
-    from nertool.inputs import read_documents
-    from nertool.output import render
+    from nertool.data.inputs import read_documents, segment_documents
+    from nertool.tag.output import format_jsonl
 
     lines = [" ".join(s) for s in sents]
     target = int(raw_mb * 1024 * 1024)
@@ -43,9 +43,10 @@ def bench_raw_text(tagger, sents: list[list[str]], raw_mb: float, batch_size: in
         t0 = time.perf_counter()
         n_raw = 0
         with open(path, "rb") as stream, open(os.devnull, "wb") as sink:
-            for doc, data in render(tagger, read_documents(stream, path, "text"), "jsonl", batch_size=batch_size):
+            docs = segment_documents(read_documents(stream, path, "text", lang=None), part=4 * batch_size)
+            for doc, results in tagger.tag_documents(docs, batch_size=batch_size):
                 n_raw += sum(len(s) for s in doc.sentences)
-                sink.write(data)
+                sink.write(format_jsonl(doc, results))
         dt = time.perf_counter() - t0
         print(f"raw text {size / 2**20:.0f} MB -> jsonl (tokenise, split, tag, spans with scores): "
               f"{n_raw / dt:,.0f} tokens/s, {size / 2**20 / dt:.2f} MB/s ({dt:.1f}s)")
@@ -62,9 +63,9 @@ def main() -> None:
     ap.add_argument("--raw-mb", type=float, default=20.0, help="size of the generated raw text file; 0 skips that leg")
     args = ap.parse_args()
 
-    from nertool.conll import read_conll
-    from nertool.tagger import Tagger
-    from nertool.training import machine_record
+    from nertool.data.conll import read_conll
+    from nertool.runtime import machine_record
+    from nertool.tag.tagger import Tagger
 
     torch.set_num_threads(args.threads)
     tagger = Tagger.load(args.model, batch_size=args.batch_size)

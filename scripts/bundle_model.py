@@ -35,9 +35,9 @@ def main() -> None:
     ap.add_argument("--dev-in-train", action="store_true", help="the run trained on train + dev: no dev score")
     args = ap.parse_args()
 
-    from nertool.checkpoint import load_model, restore_pretrained, save_model
-    from nertool.conll import read_conll
-    from nertool.evaluate import evaluate
+    from nertool.data.conll import read_conll
+    from nertool.store.checkpoint import load_model, restore_pretrained, save_model
+    from nertool.training.evaluate import evaluate
 
     bundle = load_model(args.run)
     if args.restore_rows is not None:

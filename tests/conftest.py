@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,23 @@ import pytest
 SHARED = Path(os.environ.get("NERTOOL_CORPORA") or Path(__file__).resolve().parents[1].parent / "shared" / "corpora")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
+
+# the command line as a user runs it, in a fresh process; library warnings are not errors there
+CLI = [sys.executable, "-m", "nertool"]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def run_cli(*args, stdin: str | None = None, env: dict | None = None, timeout: float = 300, **kw):
+    """Run ``nertool ARGS`` as a subprocess; its CompletedProcess (text output captured)."""
+    return subprocess.run([*CLI, *map(str, args)], input=stdin, capture_output=True, text=True,
+                          env=env or ENV, timeout=timeout, **kw)
+
+
+def popen_cli(*args, env: dict | None = None, **kw) -> subprocess.Popen:
+    """Start ``nertool ARGS`` as a subprocess (for tests that signal or kill it)."""
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([*CLI, *map(str, args)], env=env or ENV, **kw)
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +42,8 @@ def tiny_corpus() -> dict[str, Path]:
 def tiny_model(tiny_corpus, tmp_path_factory) -> Path:
     """A model trained for a few epochs on the tiny corpus (a few seconds on CPU)."""
     from nertool.config import Config
-    from nertool.conll import load_corpus
-    from nertool.training import train
+    from nertool.data.conll import load_corpus
+    from nertool.training.loop import train
 
     out = tmp_path_factory.mktemp("model") / "run"
     corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"], tiny_corpus["test"])

@@ -1,10 +1,10 @@
 """The public API and the model variants, trained for a moment on tiny data."""
 import pytest
 import torch
+from conftest import SAMPLE
 
 import nertool
-from conftest import SAMPLE
-from nertool import Config, Span, Tagger, load_corpus, train
+from nertool import Config, Tagger, load_corpus, train
 from nertool.errors import NertoolError
 
 
@@ -14,8 +14,10 @@ def test_public_api_names():
     assert nertool.__version__ == importlib.metadata.version("nertool")
     for name in nertool.__all__:
         assert getattr(nertool, name) is not None
-    from nertool.tagger import Doc as D, Span as S, Tagger as T
-    from nertool.training import train as tr
+    from nertool.tag.tagger import Doc as D
+    from nertool.tag.tagger import Span as S
+    from nertool.tag.tagger import Tagger as T
+    from nertool.training.loop import train as tr
     assert (nertool.Tagger, nertool.Span, nertool.Doc, nertool.train) == (T, S, D, tr)
     with pytest.raises(AttributeError):
         nertool.no_such_name  # noqa: B018
@@ -31,8 +33,12 @@ def test_variants_train_save_load_tag(tmp_path, variant):
                  train=base.train.replace(epochs=2, batch_size=16, threads=1))
     result = train(corpus, cfg, tmp_path / "run")
     assert result.epochs_run == 2 and 0 <= result.best_dev_f1 <= 1
-    doc = Tagger.load(str(tmp_path / "run"))("Anna Berg visited Oslo .")
-    assert len(doc.tags) == 5
+    tagger = Tagger.load(str(tmp_path / "run"))
+    doc = tagger("Anna Berg visited Oslo .")
+    assert [t.text for t in doc.tokens] == ["Anna", "Berg", "visited", "Oslo", "."]
+    assert len(doc.tags) == 5 and set(doc.tags) <= set(tagger.labels)
+    assert all(doc.text[s.start:s.end] == s.text and 0 < s.score <= 1 for s in doc.spans)
+    assert doc.tags == Tagger.load(str(tmp_path / "run")).tag_tokens([[t.text for t in doc.tokens]])[0].tags
 
 
 CONLLU = "".join(
@@ -73,6 +79,6 @@ def test_training_on_cuda_saves_a_model_that_tags_on_cpu(tmp_path):
     result = train(corpus, _tiny_config(3), tmp_path / "run", device="cuda")
     assert result.epochs_run == 3 and result.test is not None
     # the saved model, scored on CPU, gives the test scores measured on the GPU
-    from nertool.evaluate import evaluate_file
+    from nertool.training.evaluate import evaluate_file
     on_cpu = evaluate_file(str(tmp_path / "run"), SAMPLE / "test.conll")
     assert abs(on_cpu["f1"] - result.test["f1"]) < 0.02

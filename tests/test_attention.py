@@ -4,7 +4,7 @@ import torch
 
 from nertool.config import Config, ModelConfig
 from nertool.errors import ConfigError
-from nertool.model import BiLstmCrf, StateAttention
+from nertool.model.network import BiLstmCrf, StateAttention
 
 
 def _model(**changes):
@@ -63,8 +63,8 @@ def test_heads_must_divide_the_state_size():
 
 @pytest.fixture(scope="module")
 def attention_run(tiny_corpus, tmp_path_factory):
-    from nertool.conll import load_corpus
-    from nertool.training import train
+    from nertool.data.conll import load_corpus
+    from nertool.training.loop import train
 
     out = tmp_path_factory.mktemp("attn") / "run"
     base = Config()
@@ -82,10 +82,10 @@ def test_tiny_training_with_attention_improves(attention_run):
 
 
 def test_attention_model_saves_loads_and_exports_alike(attention_run, tiny_corpus, tmp_path):
-    from nertool.conll import read_conll
-    from nertool.evaluate import predict
-    from nertool.export import export
-    from nertool.loading import load
+    from nertool.data.conll import read_conll
+    from nertool.store.export import export
+    from nertool.store.loading import load
+    from nertool.training.evaluate import predict
 
     run, _ = attention_run
     bundle = load(str(run))

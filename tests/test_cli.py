@@ -2,16 +2,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 import torch
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from typer.testing import CliRunner
 
-from nertool.checkpoint import load_model
-from nertool.cli import app
-from nertool.conll import read_conll
-from nertool.evaluate import predict
+from nertool.cli.app import app
+from nertool.data.conll import read_conll
+from nertool.store.checkpoint import load_model
+from nertool.training.evaluate import predict
 
 runner = CliRunner()
 
@@ -133,11 +132,11 @@ def test_unknown_config_key_is_an_error(tmp_path, tiny_corpus):
 
 def test_subprocess_evaluate_and_error(tiny_model, tiny_corpus, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "evaluate", str(tiny_model), str(tiny_corpus["test"]), "--json"],
+    r = subprocess.run([sys.executable, "-m", "nertool", "evaluate", str(tiny_model), str(tiny_corpus["test"]), "--json"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert set(json.loads(r.stdout)) >= {"precision", "recall", "f1", "per_type"}
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "evaluate", str(tmp_path / "nope"), str(tiny_corpus["test"])],
+    r = subprocess.run([sys.executable, "-m", "nertool", "evaluate", str(tmp_path / "nope"), str(tiny_corpus["test"])],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 

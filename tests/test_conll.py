@@ -2,8 +2,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nertool import conll
 from nertool.config import DataConfig
+from nertool.data import conll
 from nertool.errors import DataFormatError, NertoolError
 
 

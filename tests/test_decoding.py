@@ -5,9 +5,9 @@ import torch
 from torch.nn.utils import parametrize
 from torchcrf import CRF
 
-from nertool.decoding import constraint_bias, viterbi
-from nertool.model import _AddBias
-from nertool.tags import is_valid
+from nertool.data.tags import is_valid
+from nertool.model.decoding import constraint_bias, viterbi
+from nertool.model.network import _AddBias
 
 LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "E-LOC", "S-LOC"]
 
@@ -107,7 +107,7 @@ def _brute_log_z_and_marginals(em, start, end, trans):
 
 @pytest.mark.parametrize("gap", [1.0, 100.0, 1000.0, 10000.0])
 def test_forward_backward_exact_at_large_score_gaps(gap):
-    from nertool.decoding import forward_backward, marginals
+    from nertool.model.decoding import forward_backward, marginals
 
     g = torch.Generator().manual_seed(int(gap))
     k, n = 4, 4
@@ -125,7 +125,7 @@ def test_forward_backward_exact_at_large_score_gaps(gap):
 
 
 def test_no_possible_path_gives_minus_infinity_not_nan():
-    from nertool.decoding import forward_backward, marginals
+    from nertool.model.decoding import forward_backward, marginals
 
     k, n = 3, 3
     em = torch.zeros(1, n, k)

@@ -2,17 +2,15 @@
 trainings (and an interrupted and resumed one) are bit-identical at --threads 2."""
 import copy
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import ENV, wait_until, write_synthetic_corpus
 
-from conftest import wait_until, write_synthetic_corpus
-
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+pytestmark = pytest.mark.slow  # multi-process and SIGKILL runs: make test-fast leaves them out
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +21,12 @@ def corpus(tmp_path_factory):
 
 
 def test_gradients_of_a_batch_do_not_depend_on_the_run(corpus):
-    from nertool.batching import Encoder
     from nertool.config import Config
-    from nertool.conll import load_corpus
-    from nertool.training import SilentReporter, _encode_split, build_bundle
+    from nertool.data.conll import load_corpus
+    from nertool.model.encoding import Encoder
+    from nertool.training.build import build_bundle
+    from nertool.training.build import encode_split as _encode_split
+    from nertool.training.report import SilentReporter
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -50,7 +50,7 @@ def test_gradients_of_a_batch_do_not_depend_on_the_run(corpus):
 
 
 def _train(corpus, out, *extra):
-    return [sys.executable, "-m", "nertool.cli", "train", str(corpus[0]), "--dev", str(corpus[1]), "--out", str(out),
+    return [sys.executable, "-m", "nertool", "train", str(corpus[0]), "--dev", str(corpus[1]), "--out", str(out),
             "--threads", "2", "--seed", "7", "--hidden-size", "32", *extra]
 
 
@@ -73,7 +73,7 @@ def test_sigkill_then_resume_at_two_threads_is_bit_identical(corpus, tmp_path):
     p.wait()
     assert json.loads(state.read_text())["epoch"] < 3, "the kill must land before the run ends"
 
-    p = subprocess.run([sys.executable, "-m", "nertool.cli", "train", str(corpus[0]), "--dev", str(corpus[1]),
+    p = subprocess.run([sys.executable, "-m", "nertool", "train", str(corpus[0]), "--dev", str(corpus[1]),
                         "--resume", str(cut)], env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert (full / "model.safetensors").read_bytes() == (cut / "model.safetensors").read_bytes()

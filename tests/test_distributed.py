@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import wait_until, write_synthetic_corpus
 from safetensors.torch import load_file
 
-from conftest import wait_until, write_synthetic_corpus
-
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="needs torch.distributed with gloo")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="needs torch.distributed with gloo")]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 NO_NOISE = "[model]\ndropout = 0.0\nword_dropout = 0.0\n"  # randomness that differs between 1 and 2 processes
 
@@ -88,7 +87,7 @@ def test_a_two_process_state_resumes_on_one_process_with_the_same_global_batch(d
 def test_a_resume_on_processes_that_do_not_divide_the_global_batch_is_refused(data, tmp_path):
     from nertool.config import Config
     from nertool.errors import NertoolError
-    from nertool.training import batch_for_world
+    from nertool.training.state import batch_for_world
 
     cfg = Config.from_dict({"train": {"batch_size": 5}})
     assert batch_for_world(tmp_path, {"processes": 2}, cfg, 1).train.batch_size == 10
@@ -183,7 +182,7 @@ def test_bad_input_on_one_rank_stops_every_rank_before_training(data, tmp_path):
         "import os, sys\n"
         "if os.environ['RANK'] == '1': sys.argv[2] = sys.argv[2].replace('train.conll', 'bad.conll')\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-        "from nertool.cli import main\nmain()\n")
+        "from nertool.cli.app import main\nmain()\n")
     import shutil
     shutil.copy(bad, data["train"].parent / "bad.conll")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
@@ -198,7 +197,7 @@ def test_bad_input_on_one_rank_stops_every_rank_before_training(data, tmp_path):
 def test_missing_backend_is_one_line():
     from typer.testing import CliRunner
 
-    from nertool.cli import app
+    from nertool.cli.app import app
 
     sample = Path(__file__).resolve().parents[1] / "corpora" / "sample" / "train.conll"
     r = CliRunner().invoke(app, ["train", str(sample), "--out", "unused", "--nproc", "2", "--device", "cuda"])

@@ -14,7 +14,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
 
 
 def test_type_consistency_is_the_log_mean_type_mass_of_each_group():
-    from nertool.decoding import type_consistency
+    from nertool.model.decoding import type_consistency
 
     # tags O, B-PER, I-PER, B-LOC -> types O=0, PER=1, LOC=2
     tag_types = torch.tensor([0, 1, 1, 2])
@@ -44,7 +44,7 @@ DOC = "-DOCSTART-"
 @given(st.lists(st.one_of(st.just(DOC), st.lists(st.sampled_from(["Paris", "PARIS", "Anna", "the", "x"]), min_size=1, max_size=4)),
                 max_size=10))
 def test_document_ids_count_the_docstart_lines_before_each_sentence(tmp_path_factory, items):
-    from nertool.conll import document_ids, read_conll
+    from nertool.data.conll import document_ids, read_conll
 
     path = tmp_path_factory.mktemp("docs") / "f.conll"
     lines, expected, seen = [], [], 0
@@ -64,7 +64,7 @@ def test_document_ids_count_the_docstart_lines_before_each_sentence(tmp_path_fac
 
 
 def test_name_groups_join_capitalised_forms_within_a_document_only():
-    from nertool.context import name_groups
+    from nertool.model.context import name_groups
 
     g = name_groups([["Paris", "is", "PARIS"], ["paris", "Paris"], ["Paris"]], [0, 0, 1])
     assert g[0] == g[2] == g[4] and g[1] == -1 and g[3] == -1  # lower-case "paris" is not a mention
@@ -110,8 +110,8 @@ class _ContextModel(torch.nn.Module):
 
 
 def _context_bundle():
-    from nertool.checkpoint import ModelBundle
-    from nertool.vocab import PAD, UNK, CharVocab, Normalization, WordVocab
+    from nertool.model.vocab import PAD, UNK, CharVocab, Normalization, WordVocab
+    from nertool.store.checkpoint import ModelBundle
 
     vocab = [PAD, UNK, "dr", "anna", "spoke", "left"]
     words = WordVocab({w: i for i, w in enumerate(vocab)}, len(vocab), Normalization())
@@ -123,7 +123,7 @@ def _context_bundle():
 
 
 def test_doc_context_pulls_a_weak_mention_to_the_type_of_a_sure_one_in_its_document_only():
-    from nertool.evaluate import predict
+    from nertool.training.evaluate import predict
 
     bundle = _context_bundle()
     sents = [["Dr", "Anna", "spoke"], ["Anna", "left"], ["Anna", "left"]]
@@ -144,7 +144,7 @@ def test_cli_evaluate_doc_context(tiny_model, tmp_path):
 
     from typer.testing import CliRunner
 
-    from nertool.cli import app
+    from nertool.cli.app import app
 
     path = _two_documents(tmp_path)
     runner = CliRunner()
@@ -182,7 +182,7 @@ def test_the_tagger_applies_doc_context_within_each_text_and_reports_the_adjuste
 def test_cli_tag_doc_context(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
-    from nertool.cli import app
+    from nertool.cli.app import app
 
     text = tmp_path / "in.txt"
     text.write_text((SAMPLE / "sample.txt").read_text(encoding="utf-8"), encoding="utf-8")
@@ -201,8 +201,9 @@ def test_conll_input_sections_are_documents_for_doc_context(tmp_path):
     """`nertool tag` on CoNLL input: the sentences of one -DOCSTART- section are one document."""
     import io
 
-    from nertool.inputs import read_documents
-    from nertool.output import render
+    from nertool.data.inputs import read_documents
+    from nertool.tag.options import TagOptions
+    from nertool.tag.tagger import Tagger
 
     text = ("-DOCSTART- O\n\nAnna O\nran O\n\nAnna O\n\n-DOCSTART- O\nAnna O\n\n"
             "-DOCSTART- O\n\n-DOCSTART- O\n\nBo O\n\nAnna O\n")
@@ -211,14 +212,14 @@ def test_conll_input_sections_are_documents_for_doc_context(tmp_path):
     assert [d.line for d in docs] == [3, 6, 9, 15, 17]
 
     class Recorder:  # stands in for a Tagger: records the documents it is given
-        def tag_sentences(self, sentences, nbest, scores, documents, doc_context):
+        def tag_sentences(self, sentences, options, documents):
             self.documents = list(documents)
-            from nertool.tagger import SentenceResult
+            from nertool.tag.decode import SentenceResult
 
             return [SentenceResult(["O"] * len(s), [], [1.0] * len(s)) for s in sentences]
 
     tagger = Recorder()
-    out = list(render(tagger, docs, "conll", doc_context=1.0))
+    out = list(Tagger.tag_documents(tagger, docs, TagOptions(doc_context=1.0)))
     assert len(out) == 5
     assert tagger.documents == [0, 0, 1, 2, 2]
     plain = list(read_documents(io.BytesIO(b"Anna O\n\nBo O\n"), "g.conll", "conll"))
@@ -228,8 +229,8 @@ def test_conll_input_sections_are_documents_for_doc_context(tmp_path):
 def test_conll_output_keeps_the_docstart_lines(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
-    from nertool.cli import app
-    from nertool.conll import document_ids, read_conll
+    from nertool.cli.app import app
+    from nertool.data.conll import document_ids, read_conll
 
     src = tmp_path / "in.conll"
     src.write_text("-DOCSTART- -X- O\n\nAnna x B-PER\nran x O\n\nOslo x B-LOC\n\n-DOCSTART- -X- O\nBo x B-PER\n", encoding="utf-8")

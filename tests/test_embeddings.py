@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nertool.embeddings import load_text_vectors, load_vectors
 from nertool.errors import DataFormatError, NertoolError
+from nertool.model.embeddings import load_text_vectors, load_vectors
 
 
 def test_glove_text_without_header(tmp_path):
@@ -37,8 +37,9 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
     import torch
 
     from nertool.config import Config
-    from nertool.conll import load_corpus
-    from nertool.training import build_bundle, SilentReporter
+    from nertool.data.conll import load_corpus
+    from nertool.training.build import build_bundle
+    from nertool.training.report import SilentReporter
 
     p = tmp_path / "v.txt"
     p.write_text("paris 1 0 0 0\nzanzibar 0 1 0 0\n")
@@ -55,11 +56,11 @@ def test_pretrained_only_words_usable_at_tagging(tmp_path, tiny_corpus):
 
 def test_compacted_model_tags_identically(tmp_path, tiny_corpus):
     """Folding the trained corrections into the pretrained rows changes no prediction."""
-    from nertool.checkpoint import compact, load_model, save_model
     from nertool.config import Config
-    from nertool.conll import load_corpus, read_conll
-    from nertool.evaluate import predict
-    from nertool.training import train
+    from nertool.data.conll import load_corpus, read_conll
+    from nertool.store.checkpoint import compact, load_model, save_model
+    from nertool.training.evaluate import predict
+    from nertool.training.loop import train
 
     p = tmp_path / "v.txt"
     p.write_text("paris 1 0 0 0\noslo 0 1 0 0\nzanzibar 0 0 1 0\nlima 0 0 0 1\n")
@@ -81,7 +82,7 @@ def test_compacted_model_tags_identically(tmp_path, tiny_corpus):
 def test_pack4_round_trip_and_error():
     import torch
 
-    from nertool.checkpoint import pack4, unpack4
+    from nertool.store.checkpoint import pack4, unpack4
 
     g = torch.Generator().manual_seed(0)
     # columns with exactly 16 distinct, equally frequent values are coded exactly
@@ -98,11 +99,11 @@ def test_pack4_round_trip_and_error():
 def test_packed_model_stores_pretrained_only_rows_in_4_bits(tmp_path, tiny_corpus):
     import torch
 
-    from nertool.checkpoint import compact, load_model, save_model, unpack4, pack4
     from nertool.config import Config
-    from nertool.conll import load_corpus, read_conll
-    from nertool.evaluate import predict
-    from nertool.training import train
+    from nertool.data.conll import load_corpus, read_conll
+    from nertool.store.checkpoint import compact, load_model, pack4, save_model, unpack4
+    from nertool.training.evaluate import predict
+    from nertool.training.loop import train
 
     g = torch.Generator().manual_seed(1)
     words = ["paris", "oslo", "zanzibar", "lima"] + [f"extra{i}" for i in range(300)]
@@ -133,7 +134,7 @@ def test_packed_model_stores_pretrained_only_rows_in_4_bits(tmp_path, tiny_corpu
 
 
 def test_cased_vocabulary_keeps_training_spellings_and_falls_back_to_lower_case():
-    from nertool.vocab import UNK_ID, Normalization, WordVocab
+    from nertool.model.vocab import UNK_ID, Normalization, WordVocab
 
     v = WordVocab.build([["Apple", "apple", "US", "us", "1996"]], ["apple", "zanzibar", "the", "us"], Normalization(cased=True))
     ids = dict(zip(["Apple", "apple", "US", "us", "0000"], v.encode([["Apple", "apple", "US", "us", "2001"]])[0]))
@@ -151,13 +152,13 @@ def test_cased_vocabulary_keeps_training_spellings_and_falls_back_to_lower_case(
 def test_cased_model_rows_start_from_the_lower_cased_vector_and_export_alike(tmp_path, tiny_corpus):
     import torch
 
-    from nertool.checkpoint import compact, load_model, save_model
     from nertool.config import Config
-    from nertool.conll import load_corpus, read_conll
-    from nertool.evaluate import predict
-    from nertool.export import export
-    from nertool.loading import load_exported
-    from nertool.training import train
+    from nertool.data.conll import load_corpus, read_conll
+    from nertool.store.checkpoint import compact, load_model, save_model
+    from nertool.store.export import export
+    from nertool.store.loading import load_exported
+    from nertool.training.evaluate import predict
+    from nertool.training.loop import train
 
     p = tmp_path / "v.txt"
     p.write_text("nordic 1 0 0 0\nrail 0 1 0 0\nzanzibar 0 0 1 0\nlima 0 0 0 1\n")

@@ -1,4 +1,4 @@
-"""Ensembles (``nertool ensemble``, :mod:`nertool.ensemble`): several runs of one recipe become
+"""Ensembles (``nertool ensemble``, :mod:`nertool.training.ensemble`): several runs of one recipe become
 one model whose emissions and CRF scores are the members' means."""
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
 
 def _train(out: Path, seed: int, train_file: Path = SAMPLE / "train.conll") -> Path:
     from nertool.config import Config
-    from nertool.conll import load_corpus
-    from nertool.training import train
+    from nertool.data.conll import load_corpus
+    from nertool.training.loop import train
 
     base = Config()
     cfg = Config(model=base.model.replace(hidden_size=12, char_hidden=6, num_layers=1),
@@ -39,12 +39,12 @@ def _sentences(split: str = "test") -> list[list[str]]:
 
 
 def test_the_ensemble_scores_are_the_members_means_and_it_decodes_them(runs):
-    from nertool.batching import Encoder
-    from nertool.checkpoint import load_model
-    from nertool.decoding import marginals, viterbi
-    from nertool.ensemble import combine
-    from nertool.evaluate import predict
-    from nertool.tags import id_decoder
+    from nertool.data.tags import id_decoder
+    from nertool.model.decoding import marginals, viterbi
+    from nertool.model.encoding import Encoder
+    from nertool.store.checkpoint import load_model
+    from nertool.training.ensemble import combine
+    from nertool.training.evaluate import predict
 
     members = [load_model(r) for r in runs]
     ens = combine(members)
@@ -74,9 +74,9 @@ def test_the_ensemble_scores_are_the_members_means_and_it_decodes_them(runs):
 
 
 def test_a_saved_ensemble_loads_back_tags_the_same_and_keeps_one_pretrained_table(runs, tmp_path):
-    from nertool.checkpoint import load_model
-    from nertool.ensemble import combine_models
-    from nertool.evaluate import predict
+    from nertool.store.checkpoint import load_model
+    from nertool.training.ensemble import combine_models
+    from nertool.training.evaluate import predict
 
     ens = combine_models(runs, tmp_path / "ens", test=SAMPLE / "test.conll")
     config = json.loads((tmp_path / "ens" / "config.json").read_text())
@@ -103,10 +103,10 @@ def test_a_saved_ensemble_loads_back_tags_the_same_and_keeps_one_pretrained_tabl
 
 
 def test_an_exported_ensemble_tags_as_the_directory(runs, tmp_path):
-    from nertool.ensemble import combine_models
-    from nertool.evaluate import predict
-    from nertool.export import export
-    from nertool.loading import load
+    from nertool.store.export import export
+    from nertool.store.loading import load
+    from nertool.training.ensemble import combine_models
+    from nertool.training.evaluate import predict
 
     ens = combine_models(runs[:2], tmp_path / "ens")
     export(ens, tmp_path / "ens.pt")
@@ -117,9 +117,9 @@ def test_an_exported_ensemble_tags_as_the_directory(runs, tmp_path):
 
 
 def test_combine_refuses_models_of_other_recipes_or_data(runs, tmp_path):
-    from nertool.checkpoint import compact_model, load_model
-    from nertool.ensemble import combine, combine_models
     from nertool.errors import ModelError
+    from nertool.store.checkpoint import compact_model, load_model
+    from nertool.training.ensemble import combine, combine_models
 
     a = load_model(runs[0])
     with pytest.raises(ModelError, match="at least two"):
@@ -136,7 +136,7 @@ def test_combine_refuses_models_of_other_recipes_or_data(runs, tmp_path):
 
 
 def test_cli_ensemble_writes_a_model_that_info_and_evaluate_read(runs, tmp_path):
-    from nertool.cli import app
+    from nertool.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "ens"
@@ -155,12 +155,12 @@ def test_cli_ensemble_writes_a_model_that_info_and_evaluate_read(runs, tmp_path)
 
 
 def test_cli_ensemble_of_mismatched_models_is_one_line_exit_2(runs, tmp_path):
-    from nertool.checkpoint import load_model, save_model
-    from nertool.ensemble import combine
+    from nertool.store.checkpoint import load_model, save_model
+    from nertool.training.ensemble import combine
 
     save_model(tmp_path / "ens", combine([load_model(r) for r in runs[:2]]))
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "ensemble", str(runs[2]), str(tmp_path / "ens"),
+    r = subprocess.run([sys.executable, "-m", "nertool", "ensemble", str(runs[2]), str(tmp_path / "ens"),
                         "--out", str(tmp_path / "x")], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "already an ensemble" in r.stderr, r.stderr
     assert not (tmp_path / "x").exists()

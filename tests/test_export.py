@@ -6,14 +6,14 @@ import textwrap
 
 import pytest
 import torch
+from conftest import SHARED
 from typer.testing import CliRunner
 
-from conftest import SHARED
-from nertool.loading import bundled_models, flatten_rnn_weights, load
-from nertool.cli import app
-from nertool.conll import read_conll
-from nertool.export import export
-from nertool.tagger import Tagger
+from nertool.cli.app import app
+from nertool.data.conll import read_conll
+from nertool.store.export import export
+from nertool.store.loading import bundled_models, flatten_rnn_weights, load
+from nertool.tag.tagger import Tagger
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ def test_exported_equals_eager_on_tiny_test(tiny_model, tiny_corpus, exported):
 
 
 def test_exported_normalises_like_the_model(tiny_model, exported):
-    from nertool.checkpoint import load_model
+    from nertool.store.checkpoint import load_model
 
     words = load_model(tiny_model).words
     m = torch.jit.load(str(exported))
@@ -111,8 +111,8 @@ def test_exported_on_cuda_equals_eager_on_cpu(tiny_model, tiny_corpus, exported)
 
 
 def test_exported_encodes_characters_like_the_model(tiny_model, exported):
-    from nertool.batching import Encoder
-    from nertool.checkpoint import load_model
+    from nertool.model.encoding import Encoder
+    from nertool.store.checkpoint import load_model
 
     b = load_model(tiny_model)
     sents = [["Zoë", "東京", "😀x", "Anna"], ["a" * 60]]

@@ -3,7 +3,7 @@ import torch
 
 from nertool.config import ModelConfig
 from nertool.errors import ConfigError
-from nertool.model import Emitter, SequenceDropout
+from nertool.model.network import Emitter, SequenceDropout
 
 
 def test_sequence_dropout_shares_one_mask_over_positions():
@@ -46,7 +46,7 @@ def test_dropout_mask_value_checked():
 def test_unpacked_birnn_gives_the_states_of_a_packed_run(kind, layers, bias):
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from nertool.model import unpacked_birnn
+    from nertool.model.network import unpacked_birnn
 
     torch.manual_seed(layers)
     rnn = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(6, 5, num_layers=layers, bias=bias, batch_first=True,

@@ -1,7 +1,6 @@
 """Nothing clobbered, nothing silently wrong: the cases of RELIABILITY.md's second table, each of
 which failed before its fix."""
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -9,21 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import ENV, wait_until
+from conftest import run_cli as cli
 from typer.testing import CliRunner
 
-from nertool.cli import app
+from nertool.cli.app import app
+from nertool.data.inputs import read_documents
 from nertool.fileio import read_lines
-from nertool.inputs import read_documents
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 runner = CliRunner()
 FAST = ["--epochs", "1", "--hidden-size", "8", "--char-hidden", "4", "--layers", "1", "--threads", "1"]
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], capture_output=True, text=True, env=ENV, timeout=300)
 
 
 def one_line_error(r, *needles):
@@ -117,11 +112,12 @@ def test_export_over_the_model_is_refused(tiny_model, tmp_path):
     assert (m / "model.safetensors").read_bytes() == weights
 
 
+@pytest.mark.slow
 def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
     src = tmp_path / "big.txt"
     src.write_text("Anna Berg visited Oslo on day 1 . She met Tim Cook .\n\n" * 60000)
     out = tmp_path / "out.jsonl"
-    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
+    p = subprocess.Popen([sys.executable, "-m", "nertool", "tag", str(tiny_model), str(src), "-o", str(out),
                           "--workers", "1", "--threads", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_until(lambda: list(tmp_path.glob(".out.jsonl.*")), 120), "tagging must have begun writing"
     p.send_signal(signal.SIGTERM)
@@ -129,9 +125,10 @@ def test_sigterm_during_tag_leaves_no_temporary_file(tiny_model, tmp_path):
     assert not list(tmp_path.glob(".out.jsonl.*")) and not out.exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_exits_130_keeping_the_model(tmp_path):
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", *train_args(out), "--epochs", "500", "--patience", "0"],
+    p = subprocess.Popen([sys.executable, "-m", "nertool", *train_args(out), "--epochs", "500", "--patience", "0"],
                          env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=ctrl_c_as_in_a_terminal)
     wait_until((out / "model.safetensors").exists, 120)
     p.send_signal(signal.SIGINT)
@@ -165,7 +162,7 @@ def test_ctrl_c_is_held_until_a_group_of_files_is_written(ctrl_c):
 
 
 def test_ctrl_c_while_saving_a_model_leaves_every_file_of_the_new_model(tiny_model, tmp_path, monkeypatch, ctrl_c):
-    from nertool.checkpoint import load_model, read_config, save_model
+    from nertool.store.checkpoint import load_model, read_config, save_model
 
     bundle = load_model(tiny_model)
     out = tmp_path / "saved"
@@ -195,7 +192,7 @@ def test_byte_order_marks_and_invisible_lines_read_as_blank(tmp_path, tiny_model
     p.write_text(BOM + part + "\n" + BOM + "\n" + BOM + part + "\t\n\u200b\n" + BOM + part, encoding="utf-8")
     lines = read_lines(p)
     assert not any(BOM in l for l in lines)
-    from nertool.conll import read_conll
+    from nertool.data.conll import read_conll
 
     sents = read_conll(p)
     assert len(sents) == 6 and all(BOM not in t for toks, _ in sents for t in toks)
@@ -212,7 +209,7 @@ def test_byte_order_marks_and_invisible_lines_read_as_blank(tmp_path, tiny_model
 
 
 def test_labels_info_and_marginals_speak_the_output_scheme(tiny_model):
-    from nertool.tagger import Tagger
+    from nertool.tag.tagger import Tagger
 
     tagger = Tagger.load(str(tiny_model))
     assert tagger.scheme == "IOB2" and tagger.internal == "BIOES"
@@ -281,7 +278,7 @@ def test_train_api_takes_a_datasets_dict_with_classlabel_tags(tmp_path):
     import datasets
 
     from nertool import Config, Tagger, train
-    from nertool.conll import read_conll
+    from nertool.data.conll import read_conll
 
     names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
     feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
@@ -333,8 +330,8 @@ def test_pretrained_rows_are_stored_compactly_and_compact_shrinks_a_run(tmp_path
     import torch
     from safetensors.torch import load_file
 
-    from nertool.checkpoint import load_model
-    from nertool.evaluate import predict
+    from nertool.store.checkpoint import load_model
+    from nertool.training.evaluate import predict
 
     g = torch.Generator().manual_seed(3)
     letters = "abcdefghijklmnop"
@@ -367,23 +364,24 @@ def test_pretrained_rows_are_stored_compactly_and_compact_shrinks_a_run(tmp_path
 def test_a_long_paragraph_is_tagged_in_parts_with_the_same_output(tiny_model):
     import orjson
 
-    from nertool.inputs import Document
-    from nertool.tagger import Tagger
-    from nertool.workers import RenderOptions, tag_chunk
+    from nertool.data.inputs import Document
+    from nertool.tag.engines import tag_chunk
+    from nertool.tag.options import TagOptions
+    from nertool.tag.tagger import Tagger
 
     text = "\n".join(["Anna Schmidt visited Berlin in May. She met the mayor of Oslo there."] * 40)
     tagger = Tagger.load(str(tiny_model))
     outputs = {}
     for batch in (1, 256):  # parts of 4 sentences, or the paragraph whole
         doc = Document("p.txt", 0, 3, text, None)
-        data, tokens = tag_chunk(tagger, [doc], RenderOptions("jsonl", batch_size=batch, scores=False))
+        data, tokens = tag_chunk(tagger, [doc], TagOptions(output_format="jsonl", batch_size=batch, scores=False))
         outputs[batch] = [orjson.loads(l) for l in data.splitlines()]
         assert tokens == sum(len(r["tokens"]) for r in outputs[batch])
     assert outputs[1] == outputs[256]
     assert [r["sentence"] for r in outputs[1]] == list(range(len(outputs[1])))
     assert all(text[r["start"]:r["end"]] == r["text"] for r in outputs[1])
     assert [r["line"] for r in outputs[1]] == [3 + k // 2 for k in range(80)]  # two sentences a line
-    from nertool.inputs import segment_documents
+    from nertool.data.inputs import segment_documents
 
     parts = segment_documents([Document("p.txt", 0, 3, text, None)], "en", part=4)
     first = next(parts)  # tokenised a part at a time, as they are consumed

@@ -1,7 +1,6 @@
 """Bulk tagging: segmentation, document offsets, JSONL input, many inputs with resumable outputs."""
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,22 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import ENV, wait_until
+from conftest import run_cli as cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nertool.data.inputs import read_documents
+from nertool.data.segment import sentence_spans, sentences
 from nertool.errors import BadLines, NertoolError
-from nertool.inputs import read_documents
-from nertool.loading import bundled_models
-from nertool.pipeline import plan
-from nertool.segment import sentence_spans, sentences
+from nertool.store.loading import bundled_models
+from nertool.tag.bulk import plan
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], capture_output=True, text=True, env=ENV, timeout=300, **kw)
 
 
 def test_segmentation_test_set_accuracy():
@@ -100,7 +95,7 @@ def test_output_over_input_is_refused(tmp_path):
 def test_conll_looking_text_warns(tiny_model, tmp_path):
     p = tmp_path / "looks.txt"
     p.write_text("EU B-ORG\nrejects O\nGerman B-MISC\ncall O\n")
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(p)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "nertool", "tag", str(tiny_model), str(p)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "looks like CoNLL columns" in r.stderr
     p2 = tmp_path / "looks.conll"
     p2.write_text(p.read_text())
@@ -108,6 +103,7 @@ def test_conll_looking_text_warns(tiny_model, tmp_path):
     assert r.returncode == 0 and len(r.stdout.split("\n")[0].split()) == 3
 
 
+@pytest.mark.slow
 def test_many_inputs_killed_and_rerun_give_every_record_once(tiny_model, tmp_path):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
@@ -115,7 +111,7 @@ def test_many_inputs_killed_and_rerun_give_every_record_once(tiny_model, tmp_pat
         name = src / ("sub" if i % 2 else "") / f"f{i}.txt"
         name.write_text("".join(f"Anna Berg {i} visited Oslo number {k} .\n\n" for k in range(600)))
     out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o", str(out),
+    p = subprocess.Popen([sys.executable, "-m", "nertool", "tag", str(tiny_model), str(src), "-o", str(out),
                           "--threads", "1", "--batch-size", "16"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: list(out.rglob("*.jsonl")), 240, interval=0.01)
     p.send_signal(signal.SIGKILL)
@@ -143,19 +139,22 @@ def _paragraphs(n: int, seed: int = 0) -> str:
                    f"It was number {i * 7 % 13} .\n\n" for i in range(n))
 
 
+@pytest.mark.slow
 def test_worker_processes_keep_input_order_and_equal_one_process(tiny_model, tmp_path):
-    from nertool.pipeline import TagOptions, render_options, tag_source
-    from nertool.tagger import Tagger
-    from nertool.workers import InProcess, WorkerPool
+    from nertool.tag.engines import InProcess, WorkerPool
+    from nertool.tag.options import TagOptions
+    from nertool.tag.tagger import Tagger
 
     src = tmp_path / "in.txt"
     src.write_text(_paragraphs(400))
     opts = TagOptions(input_format="text")
-    seen = []
-    with InProcess(Tagger.load(str(tiny_model), threads=1), render_options(opts)) as engine:
-        one = b"".join(tag_source(engine, str(src), opts, BadLines(), chunk_chars=600))
-    with WorkerPool(str(tiny_model), render_options(opts), workers=2, window=3) as engine:
-        two = b"".join(tag_source(engine, str(src), opts, BadLines(), lambda pos, n: seen.append(pos), chunk_chars=600))
+    with InProcess(Tagger.load(str(tiny_model), threads=1), opts, chunk_chars=600) as engine:
+        one = b"".join(data for _, data, _, _ in engine.run([str(src)], BadLines()) if data is not None)
+    with WorkerPool(str(tiny_model), opts, workers=2, window=3, chunk_chars=600) as engine:
+        rows = list(engine.run([str(src)], BadLines()))
+    assert rows[-1] == (0, None, 0, 0)  # the input's end is marked
+    two = b"".join(data for _, data, _, _ in rows[:-1])
+    seen = [pos for _, _, _, pos in rows[:-1]]
     recs = [json.loads(l) for l in two.splitlines()]
     assert [(r["doc"], r["sentence"]) for r in recs] == [(d, k) for d in range(400) for k in range(2)]
     assert len(seen) > 20 and seen == sorted(seen)  # many chunks, progress in input order
@@ -166,6 +165,7 @@ def test_worker_processes_keep_input_order_and_equal_one_process(tiny_model, tmp
         assert {**a, "spans": None} == {**b, "spans": None}
 
 
+@pytest.mark.slow
 def test_cli_workers_match_one_process_and_bad_line_names_file(tiny_model, tmp_path):
     src = tmp_path / "big.txt"
     src.write_text(_paragraphs(7000))  # more than one chunk
@@ -201,10 +201,11 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.slow
 def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
     src = tmp_path / "big.txt"
     src.write_text(_paragraphs(30000))
-    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "tag", str(tiny_model), str(src), "-o",
+    p = subprocess.Popen([sys.executable, "-m", "nertool", "tag", str(tiny_model), str(src), "-o",
                           str(tmp_path / "out.jsonl"), "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kids: list[int] = []
 
@@ -220,6 +221,7 @@ def test_workers_end_when_the_command_is_killed(tiny_model, tmp_path):
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_ray_local_mode_records_equal_the_cli(tiny_model, tmp_path):
     pytest.importorskip("ray.data")
     src = tmp_path / "in"
@@ -231,10 +233,11 @@ def test_ray_local_mode_records_equal_the_cli(tiny_model, tmp_path):
     r = cli("tag", str(tiny_model), *files, "--workers", "1", "--threads", "1")
     assert r.returncode == 0, r.stderr
     expected = [json.loads(l) for l in r.stdout.splitlines()]
-    out = tmp_path / "shards"
+    out = tmp_path / "out"
     r = cli("tag", str(tiny_model), *files, "--ray", "local", "--workers", "2", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    got = [json.loads(l) for f in sorted(out.glob("*.jsonl")) for l in f.read_text().splitlines()]
+    assert sorted(f.name for f in out.iterdir()) == ["a.jsonl", "b.jsonl"]  # one output per input, as in-process
+    got = [json.loads(l) for name in ("a.jsonl", "b.jsonl") for l in (out / name).read_text().splitlines()]
     key = lambda rec: (rec["path"], rec["doc"], rec["sentence"])  # noqa: E731
     assert sorted(map(key, got)) == sorted(map(key, expected)) and len(got) == 700
     by_key = {key(x): x for x in expected}
@@ -242,5 +245,8 @@ def test_ray_local_mode_records_equal_the_cli(tiny_model, tmp_path):
         want = by_key[key(rec)]
         assert {**rec, "spans": None} == {**want, "spans": None}
         assert [s["score"] for s in rec["spans"]] == pytest.approx([s["score"] for s in want["spans"]], abs=1e-5)
-    r = cli("tag", str(tiny_model), *files, "--ray", "local", "-o", str(out))
-    assert r.returncode == 2 and "empty output directory" in r.stderr
+    assert [(x["path"], x["doc"], x["sentence"]) for x in got] == [key(x) for x in expected]  # input order
+    (out / "b.jsonl").unlink()  # a rerun skips the finished input and redoes the other
+    r = cli("tag", str(tiny_model), *files, "--ray", "local", "--workers", "1", "-o", str(out))
+    assert r.returncode == 0 and "skipping 1 input(s)" in r.stderr, r.stderr
+    assert [json.loads(l) for l in (out / "b.jsonl").read_text().splitlines()] == got[600:]

@@ -7,13 +7,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli as cli
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "sample"
 FAST = ["--epochs", "2", "--hidden-size", "8", "--char-hidden", "4", "--layers", "1", "--threads", "1"]
@@ -54,11 +54,6 @@ def fake_glove(tmp_path, monkeypatch):
     return site, data
 
 
-def cli(*args):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], capture_output=True, text=True, env=env, timeout=300)
-
-
 def train_with_package(out: Path, *extra: str) -> None:
     r = cli("train", str(SAMPLE / "train.conll"), "--dev", str(SAMPLE / "dev.conll"), "--out", str(out),
             "--embeddings", "glove-6b-50d", *FAST, *extra)
@@ -66,7 +61,7 @@ def train_with_package(out: Path, *extra: str) -> None:
 
 
 def tag_all(bundle):
-    from nertool.evaluate import predict
+    from nertool.training.evaluate import predict
 
     sents = [[l.split()[0] for l in block.splitlines()] for block in (SAMPLE / "test.conll").read_text().split("\n\n") if block.strip()]
     return predict(bundle, sents)
@@ -75,7 +70,7 @@ def tag_all(bundle):
 def test_a_model_that_refers_to_its_vectors_stores_only_trained_rows_and_tags_identically(fake_glove, tmp_path):
     from safetensors.torch import load_file
 
-    from nertool.checkpoint import load_model, save_model
+    from nertool.store.checkpoint import load_model, save_model
 
     run, ref = tmp_path / "run", tmp_path / "ref"
     train_with_package(run)
@@ -101,8 +96,8 @@ def test_a_model_that_refers_to_its_vectors_stores_only_trained_rows_and_tags_id
 def test_a_referring_model_refuses_a_changed_or_missing_package(fake_glove, tmp_path):
     from safetensors.torch import load_file
 
-    from nertool.checkpoint import load_model, save_model
     from nertool.errors import ModelError
+    from nertool.store.checkpoint import load_model, save_model
 
     site, data = fake_glove
     run, ref = tmp_path / "run", tmp_path / "ref"
@@ -125,7 +120,7 @@ def test_a_referring_model_refuses_a_changed_or_missing_package(fake_glove, tmp_
 def test_compact_refer_writes_a_small_model_that_tags_as_the_run(fake_glove, tmp_path):
     from safetensors.torch import load_file
 
-    from nertool.checkpoint import load_model
+    from nertool.store.checkpoint import load_model
 
     run, ref = tmp_path / "run", tmp_path / "ref"
     train_with_package(run)
@@ -145,7 +140,7 @@ def test_compact_refer_writes_a_small_model_that_tags_as_the_run(fake_glove, tmp
 
 
 def test_restoring_a_packed_model_gives_back_every_package_row(fake_glove, tmp_path):
-    from nertool.checkpoint import compact_model, load_model, restore_pretrained, save_model
+    from nertool.store.checkpoint import compact_model, load_model, restore_pretrained, save_model
 
     site, data = fake_glove
     run, small = tmp_path / "run", tmp_path / "small"
@@ -170,7 +165,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "conll2003
 
 @pytest.mark.parametrize("name", ["en", "en-fast"])
 def test_a_bundled_model_is_small_states_its_recipe_and_speed_and_scores_what_it_records(name):
-    from nertool.locate import BUNDLED_DIR, bundled_models
+    from nertool.store.locate import BUNDLED_DIR, bundled_models
 
     assert name in bundled_models()
     d = Path(BUNDLED_DIR) / name
@@ -195,8 +190,8 @@ def test_a_bundled_model_is_small_states_its_recipe_and_speed_and_scores_what_it
 def test_an_ensemble_refers_to_its_vectors_once_and_tags_as_its_members_combined(fake_glove, tmp_path):
     from safetensors.torch import load_file
 
-    from nertool.checkpoint import load_model
-    from nertool.ensemble import combine
+    from nertool.store.checkpoint import load_model
+    from nertool.training.ensemble import combine
 
     a, b, ens = tmp_path / "a", tmp_path / "b", tmp_path / "ens"
     train_with_package(a, "--seed", "1")

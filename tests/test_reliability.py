@@ -7,21 +7,17 @@ import sys
 
 import pytest
 import torch
+from conftest import ENV
+from conftest import run_cli as cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nertool.cli import app
-from nertool.errors import NertoolError
-from nertool.errors import BadLines
-from nertool.inputs import read_documents
+from nertool.cli.app import app
+from nertool.data.inputs import read_documents
+from nertool.errors import BadLines, NertoolError
 
 runner = CliRunner()
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], input=stdin, capture_output=True, text=True, env=ENV, timeout=300)
 
 
 def one_line_error(r, *needles):
@@ -92,13 +88,13 @@ def test_pickle_in_place_of_weights_is_refused_and_not_run(tiny_model, tmp_path)
     m = tmp_path / "m"
     shutil.copytree(tiny_model, m)
     (m / "model.safetensors").write_bytes(pickle.dumps({"weights": Boom()}))
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "tag", str(m), "-"], input="Tom .\n", capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "nertool", "tag", str(m), "-"], input="Tom .\n", capture_output=True,
                        text=True, env=ENV, cwd=tmp_path, timeout=300)
     one_line_error(r, "model.safetensors")
     assert not (tmp_path / "PWNED").exists()
     # a torch.save pickle passed as an exported model is refused too, without running it
     torch.save({"x": Boom()}, tmp_path / "evil.pt")
-    r = subprocess.run([sys.executable, "-m", "nertool.cli", "tag", str(tmp_path / "evil.pt"), "-"], input="Tom .\n",
+    r = subprocess.run([sys.executable, "-m", "nertool", "tag", str(tmp_path / "evil.pt"), "-"], input="Tom .\n",
                        capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
     one_line_error(r, "evil.pt")
     assert not (tmp_path / "PWNED").exists()
@@ -143,3 +139,18 @@ def test_fuzz_raw_input_pipeline_only_raises_our_errors(data, fmt):
                     assert doc.text[t.start : t.end] == t.text
     except NertoolError:
         pass
+
+
+def test_load_state_safely_refuses_pickles(tiny_model, tiny_corpus, tmp_path):
+    """A pickle in place of a run's training state is refused when the run is resumed (more epochs
+    asked), as one line naming the run, and its payload never runs."""
+    from nertool.store import rundir
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run)
+    (run / rundir.STATE_TENSORS).write_bytes(pickle.dumps({"opt": Boom()}))
+    r = subprocess.run([sys.executable, "-m", "nertool", "train", str(tiny_corpus["train"]), "--dev", str(tiny_corpus["dev"]),
+                        "--test", str(tiny_corpus["test"]), "--resume", str(run), "--epochs", "20"],
+                       capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300)
+    one_line_error(r, str(run), "corrupt training state")
+    assert not (tmp_path / "PWNED").exists()

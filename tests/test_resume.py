@@ -1,27 +1,29 @@
 """Interrupted training: SIGKILL in the middle of an epoch, then --resume, ends exactly like an
 uninterrupted run with the same seed."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-from conftest import SAMPLE
+import pytest
+from conftest import ENV, SAMPLE, run_cli
+
+pytestmark = pytest.mark.slow  # multi-process runs: make test-fast leaves them out
 
 ARGS = ["--dev", str(SAMPLE / "dev.conll"), "--epochs", "6", "--batch-size", "2", "--hidden-size", "16",
         "--lr", "0.01", "--threads", "1", "--seed", "7"]
 
 
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def nertool(*args):
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], env=ENV, capture_output=True, text=True, timeout=600)
 
 
 def history(run):
     return [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+
+def nertool(*args):
+    return run_cli(*args, timeout=600)
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
@@ -29,7 +31,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     p = nertool("train", str(SAMPLE / "train.conll"), "--out", str(full), *ARGS)
     assert p.returncode == 0, p.stderr
 
-    p = subprocess.Popen([sys.executable, "-m", "nertool.cli", "train", str(SAMPLE / "train.conll"), "--out", str(cut), *ARGS],
+    p = subprocess.Popen([sys.executable, "-m", "nertool", "train", str(SAMPLE / "train.conll"), "--out", str(cut), *ARGS],
                          env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = cut / "train_state.json"
     deadline = time.monotonic() + 300

@@ -1,19 +1,17 @@
 import itertools
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nertool.decoding import constraint_bias, forward_backward, marginals, nbest_viterbi
-from nertool.tagger import Tagger
-from nertool.tags import is_valid
-from nertool.segment import sentences
-from nertool.text import tokenize
+from nertool.data.segment import sentences
+from nertool.data.tags import is_valid
+from nertool.data.text import tokenize
+from nertool.model.decoding import constraint_bias, forward_backward, marginals, nbest_viterbi
+from nertool.tag.tagger import Tagger
 
 LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
 
@@ -32,8 +30,8 @@ def test_token_offsets_round_trip_any_unicode(text):
                 max_size=12), st.integers(1, 45))
 def test_char_matrix_is_each_word_encoded_alone(words, max_chars):
     # any code point, lone surrogates and astral ones included; words longer than max_chars cut
-    from nertool.batching import Encoder
-    from nertool.vocab import CharVocab, WordVocab
+    from nertool.model.encoding import Encoder
+    from nertool.model.vocab import CharVocab, WordVocab
 
     chars = CharVocab(sorted(set("aZé😀\ud800日") | {"ab"}))  # a multi-character entry never matches
     enc = Encoder(WordVocab.build([["x"]]), chars, max_chars)
@@ -46,7 +44,7 @@ def test_char_matrix_is_each_word_encoded_alone(words, max_chars):
 @settings(max_examples=300)
 @given(st.lists(st.sampled_from(["Mr", "St", "Inc", "U.S.", "3.5", ".", ". ", " ", "x", "Paris", "..", "\n"]), max_size=14))
 def test_abbreviations_merge_the_same_with_and_without_the_shortcut(pieces):
-    from nertool.segment import merge_abbreviations, sentence_tokens
+    from nertool.data.segment import merge_abbreviations, sentence_tokens
 
     text = "".join(pieces)
     assert sentence_tokens(text, 0, len(text)) == merge_abbreviations(tokenize(text))
@@ -122,14 +120,14 @@ def test_tagger_spans_offsets_and_scores(tagger):
 def test_span_score_is_the_marginal_of_the_span(tagger):
     """For a one-token span in BIOES, the span probability is the internal marginal of S-X at that
     token; the API's IOB2 marginal of B-X (B-X and S-X together) bounds it from above."""
-    from nertool.decoding import marginals
+    from nertool.model.decoding import marginals
 
     sent = ["Tom", "visited", "Oslo", "."]
     [res] = tagger.tag_sentences([sent], marginals=True)
     b = tagger.encoder.collate(tagger.encoder.encode([sent]), [0])
     with torch.no_grad():
         em = tagger.model.emissions(b.words, b.chars, b.char_index, b.mask)
-    inner = marginals(em, b.mask, *tagger._trans)[0]
+    inner = marginals(em, b.mask, *tagger.decoder.trans)[0]
     labels = tagger.model.labels
     assert any(e - s == 1 for _, s, e, _ in res.chunks)
     for label, s, e, p in res.chunks:
@@ -156,8 +154,8 @@ def test_pipe_and_tag_tokens(tagger):
 def test_cached_word_features_give_the_per_batch_emissions(tiny_model, tiny_corpus, monkeypatch):
     """The Tagger computes character features once per word type and keeps them; the emissions
     must equal those of the plain per-batch path, across calls, and after the cache overflows."""
-    from nertool import tagger as tagger_mod
-    from nertool.conll import read_conll
+    from nertool.data.conll import read_conll
+    from nertool.tag import features as features_mod
 
     sents = [t for t, _ in read_conll(tiny_corpus["test"])]
     t = Tagger.load(str(tiny_model), batch_size=7)
@@ -170,12 +168,12 @@ def test_cached_word_features_give_the_per_batch_emissions(tiny_model, tiny_corp
             a = t.model.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
             b = t.model.emissions_from_features(batch.words, t.model.word_features(batch.chars), batch.char_index, batch.mask)
             assert torch.allclose(a, b, atol=1e-6)
-        cached = t._word_features(set())
-        rows = list(t._feature_rows.items())
+        cached = t.features.table(set())
+        rows = list(t.features.rows.items())
         direct = t.model.word_features(t.encoder.char_matrix([w for w, _ in rows]))
         assert torch.allclose(cached[[r for _, r in rows]], direct, atol=1e-6)
         assert not cached[0].any()  # row 0: the empty word (padding)
-    monkeypatch.setattr(tagger_mod, "FEATURE_CACHE_ROWS", 20)
+    monkeypatch.setattr(features_mod, "FEATURE_CACHE_ROWS", 20)
     small = Tagger.load(str(tiny_model), batch_size=7)
     for i in range(0, len(sents), 5):  # far more distinct words than 20: the table starts afresh
         assert [r.tags for r in small.tag_sentences(sents[i : i + 5])] == [r.tags for r in first[i : i + 5]]
@@ -187,14 +185,9 @@ def test_ten_thousand_token_sentence(tagger):
     assert len(res.tags) == 10_000
 
 
-def run_cli(args, stdin=None):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "nertool.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
-
-
 def test_cli_stdin_stdout_every_format(tiny_model, tiny_corpus, tmp_path):
     text = "Anna Berg visited New York on Monday .\nAcme Corp opened an office in Oslo .\n"
-    r = run_cli(["tag", str(tiny_model), "-", "--nbest", "2"], stdin=text)
+    r = run_cli("tag", str(tiny_model), "-", "--nbest", "2", stdin=text)
     assert r.returncode == 0, r.stderr
     recs = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(recs) == 2
@@ -203,12 +196,12 @@ def test_cli_stdin_stdout_every_format(tiny_model, tiny_corpus, tmp_path):
         for s in rec["spans"]:  # offsets index the document (here the whole paragraph on stdin)
             assert rec["text"][s["start"] - rec["start"] : s["end"] - rec["start"]] == s["text"]
         assert rec["nbest"][0]["tags"] == rec["tags"]
-    r = run_cli(["tag", str(tiny_model), "-", "--format", "inline", "--input-format", "lines"], stdin=text)
+    r = run_cli("tag", str(tiny_model), "-", "--format", "inline", "--input-format", "lines", stdin=text)
     assert r.returncode == 0 and "[Anna Berg](PER)" in r.stdout
     out = tmp_path / "pred.conll"
-    r = run_cli(["tag", str(tiny_model), str(tiny_corpus["test"]), "--input-format", "conll", "--format", "conll", "-o", str(out)])
+    r = run_cli("tag", str(tiny_model), str(tiny_corpus["test"]), "--input-format", "conll", "--format", "conll", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    from nertool.conll import read_conll
+    from nertool.data.conll import read_conll
 
     pred = read_conll(out)  # parses back: input columns + predicted tag
     gold = read_conll(tiny_corpus["test"])
@@ -217,13 +210,13 @@ def test_cli_stdin_stdout_every_format(tiny_model, tiny_corpus, tmp_path):
 
 
 def test_cli_tag_errors(tiny_model, tmp_path):
-    r = run_cli(["tag", str(tiny_model), str(tmp_path / "missing.txt")])
+    r = run_cli("tag", str(tiny_model), str(tmp_path / "missing.txt"))
     assert r.returncode == 2 and "missing.txt" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "bad.txt"
     bad.write_bytes("fine line\nbad \xff line\n".encode("latin-1"))
-    r = run_cli(["tag", str(tiny_model), str(bad)])
+    r = run_cli("tag", str(tiny_model), str(bad))
     assert r.returncode == 2 and f"{bad}:2:" in r.stderr
-    r = run_cli(["tag", str(tiny_model), "-", "--device", "cuda"], stdin="x\n")
+    r = run_cli("tag", str(tiny_model), "-", "--device", "cuda", stdin="x\n")
     if torch.cuda.is_available():
         assert r.returncode == 0 and json.loads(r.stdout.splitlines()[0])["tokens"] == ["x"]
     else:
@@ -234,10 +227,10 @@ def test_cli_tag_errors(tiny_model, tmp_path):
 def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
     """A span's score is the total probability of the label sequences containing exactly that
     chunk, for BIOES-internal and IOB2-internal models alike."""
-    from nertool import tags as T
     from nertool.config import Config
-    from nertool.conll import load_corpus
-    from nertool.training import train
+    from nertool.data import tags as T
+    from nertool.data.conll import load_corpus
+    from nertool.training.loop import train
 
     corpus = load_corpus(tiny_corpus["train"], tiny_corpus["dev"])
     base = Config()
@@ -248,7 +241,7 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
     sents = [["Tom", "visited", "New", "York"], ["Acme", "Corp", "rose"]]
     results = tagger.tag_sentences(sents)
     assert any(r.chunks for r in results)
-    start, end, trans = tagger._trans
+    start, end, trans = tagger.decoder.trans
     labels = tagger.model.labels  # the internal labels the paths index
     for toks, res in zip(sents, results):
         b = tagger.encoder.collate(tagger.encoder.encode([toks]), [0])
@@ -264,17 +257,17 @@ def test_span_scores_equal_brute_force(tiny_corpus, tmp_path, internal):
 
 def test_cached_word_features_equal_each_word_encoded_alone(tiny_model):
     """The Tagger encodes new words in runs of one length; each row must be the word's own features."""
-    from nertool.tagger import _length_runs
+    from nertool.tag.features import length_runs
 
     tagger = Tagger.load(str(tiny_model))
     limit = tagger.encoder.max_chars
     words = ["a", "bb", "Cc", "ddd", "x" * limit, "y" * (limit + 5), "z" * (limit + 1), "Émile", "北京"]
     with torch.inference_mode():
-        table = tagger._word_features(set(words))
+        table = tagger.features.table(set(words))
         for w in words:
             alone = tagger.model.word_features(tagger.encoder.char_matrix([w]))[0]
-            assert torch.allclose(table[tagger._feature_rows[w]], alone, atol=1e-6), w
+            assert torch.allclose(table[tagger.features.rows[w]], alone, atol=1e-6), w
     ordered = sorted(words, key=lambda w: (len(w), w))
-    runs = _length_runs(ordered, limit, 2)
+    runs = length_runs(ordered, limit, 2)
     assert [i for a, b in runs for i in range(a, b)] == list(range(len(words)))
     assert all(b - a <= 2 and len({min(len(w), limit) for w in ordered[a:b]}) == 1 for a, b in runs)

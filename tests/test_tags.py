@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nertool import tags as T
+from nertool.data import tags as T
 
 
 def test_split_tag():

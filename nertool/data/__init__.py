@@ -1,0 +1,1 @@
+"""Corpora, tag schemes, text and its segmentation, tagging inputs."""

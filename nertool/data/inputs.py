@@ -1,0 +1,219 @@
+"""Streaming input for tagging: documents of raw text, lines, pre-tokenised lines, CoNLL columns
+or JSONL records, each split into sentences whose token offsets index the document's own text.
+
+What a document is, by input format: ``text``, a paragraph (lines up to a blank line, joined by
+``\\n``); ``lines`` and ``tokens``, a line; ``conll``, a sentence block (its ``group`` is its
+``-DOCSTART-`` section, the document that document context uses); ``jsonl``, a record
+(``{"text": ..., "id": ...}``; other fields travel to the output).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nertool.data.conll import check_column, parse_columns
+from nertool.data.segment import sentence_spans, sentence_tokens
+from nertool.data.segment import sentences as split_text
+from nertool.data.text import Token
+from nertool.errors import BadLines, DataFormatError, NertoolError
+from nertool.fileio import clean_line
+
+INPUT_FORMATS = ("auto", "text", "lines", "tokens", "conll", "jsonl")
+SUFFIX_FORMATS = {".txt": "text", ".text": "text", ".conll": "conll", ".iob": "conll", ".bio": "conll",
+                  ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass
+class Document:
+    """One document to tag. Token offsets of ``sentences`` index ``text``; ``rows`` keeps the CoNLL
+    columns of each sentence; ``extra`` the other fields of a JSONL record."""
+
+    path: str
+    index: int  # 0-based position in its input
+    line: int  # 1-based line of the input where it starts
+    text: str
+    sentences: list[list[Token]] | None  # None: not split yet (see :func:`segment_documents`)
+    id: Any = None  # the JSONL record's id, when it has one
+    rows: list[list[list[str]]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    first_sentence: int = 0  # in a part of a long document: the number of its first sentence
+    group: int | None = None  # CoNLL input: its -DOCSTART- section (one document for document context)
+    docstart: list[str] | None = None  # CoNLL input: the fields of the -DOCSTART- line that opens its section
+
+
+def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
+    for lineno, raw in enumerate(stream, 1):
+        if b"\x00" in raw:
+            bad.handle(DataFormatError(name, lineno, "line is not text (NUL byte found)"))
+            continue
+        try:
+            line = clean_line(raw.decode(encoding).rstrip("\r\n"))
+        except UnicodeDecodeError:
+            bad.handle(DataFormatError(name, lineno, f"line is not valid {encoding}; try --encoding latin-1"))
+            continue
+        yield lineno, line
+
+
+def open_input(path: str) -> tuple[BinaryIO, str, int]:
+    """(binary stream, display name, size in bytes or 0) for a path or ``-`` (stdin)."""
+    if path == "-":
+        return sys.stdin.buffer, "<stdin>", 0
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError(path, None, "no such file" if not p.exists() else "not a file")
+    return p.open("rb"), path, p.stat().st_size
+
+
+def detect_format(name: str, fmt: str = "auto") -> str:
+    """The input format: ``fmt`` unless ``auto``, else from the file's suffix (text by default)."""
+    if fmt != "auto":
+        return fmt
+    return SUFFIX_FORMATS.get(Path(name).suffix.lower(), "text")
+
+
+def looks_like_conll(lines: list[str]) -> bool:
+    """True when the first non-blank lines look like CoNLL columns (2+ columns, the same number on
+    every line, the last one a tag such as O or B-PER)."""
+    rows = [l.split() for l in lines if l.strip()][:20]
+    if len(rows) < 3 or len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
+        return False
+    return all(r[-1] == "O" or (len(r[-1]) > 2 and r[-1][1] == "-" and r[-1][0] in "BIESLU") for r in rows)
+
+
+def read_documents(
+    stream: BinaryIO, name: str, fmt: str = "text", encoding: str = "utf-8", token_column: int = 0,
+    bad: BadLines | None = None, lang: str | None = "en",
+) -> Iterator[Document]:
+    """Documents of an input stream in one of :data:`INPUT_FORMATS` (``auto``: by suffix). Bad lines
+    raise DataFormatError naming the line, or are skipped and counted in ``bad`` when it says so.
+    With ``lang=None`` raw text is not split into sentences here (``sentences`` is None): a worker
+    does it later with :func:`segment_documents`."""
+    fmt = detect_format(name, fmt)
+    if fmt not in INPUT_FORMATS:
+        raise NertoolError(f"unknown input format {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}")
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise NertoolError(f"unknown encoding {encoding!r}") from None
+    bad = bad or BadLines()
+    lines = _lines(stream, name, encoding, bad)
+    if fmt == "text":
+        yield from _text_documents(lines, name, lang)
+    elif fmt == "lines":
+        for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.strip()):
+            yield Document(name, i, lineno, line, _split(line, lang))
+    elif fmt == "tokens":
+        for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.split()):
+            text, toks = _joined(line.split())
+            yield Document(name, i, lineno, text, [toks])
+    elif fmt == "jsonl":
+        yield from _jsonl_documents(lines, name, bad, lang)
+    else:
+        sections: list = [0, None]  # -DOCSTART- lines read so far, the fields of the latest
+
+        def opened(lineno: int, fields: list[str]) -> None:
+            sections[0] += 1
+            sections[1] = fields
+
+        group = 0
+        for i, rows in enumerate(parse_columns(lines, name, bad, docstart=opened)):
+            if i == 0:
+                check_column(name, rows[0], token_column, "token")
+            fields = [f for _, f in rows]
+            text, toks = _joined([f[token_column] for f in fields])
+            first, group = group, sections[0]
+            yield Document(name, i, rows[0][0], text, [toks], rows=[fields], group=group,
+                           docstart=sections[1] if group != first else None)
+
+
+def _split(text: str, lang: str | None) -> list[list[Token]] | None:
+    return None if lang is None else split_text(text, lang)
+
+
+def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0) -> Iterator[Document]:
+    """``docs`` with the sentences of those not split yet filled in. With ``part`` > 0, a document
+    of more sentences is yielded in parts of ``part`` sentences (see ``Document.first_sentence``);
+    one split here is tokenised a part at a time as the parts are consumed, so a long paragraph
+    is never held as tokens whole."""
+    for d in docs:
+        if d.sentences is None:
+            spans = sentence_spans(d.text, lang)
+            if not part or len(spans) <= part:
+                d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
+                yield d
+                continue
+            for s in range(0, len(spans), part):
+                yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e))],
+                                          first_sentence=s)
+        elif part and len(d.sentences) > part:
+            for s in range(0, len(d.sentences), part):
+                yield dataclasses.replace(d, sentences=d.sentences[s : s + part], rows=d.rows[s : s + part],
+                                          first_sentence=d.first_sentence + s)
+        else:
+            yield d
+
+
+def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | None) -> Iterator[Document]:
+    para: list[str] = []
+    first = index = 0
+    head: list[str] = []
+    for lineno, line in lines:
+        if len(head) < 20:
+            head.append(line)
+            if len(head) == 20:
+                _warn_if_conll(name, head)
+        if line.strip():
+            if not para:
+                first = lineno
+            para.append(line)
+            continue
+        if para:
+            yield _paragraph(name, index, first, "\n".join(para), lang)
+            index += 1
+            para = []
+    if len(head) < 20:
+        _warn_if_conll(name, head)
+    if para:
+        yield _paragraph(name, index, first, "\n".join(para), lang)
+
+
+def _warn_if_conll(name: str, head: list[str]) -> None:
+    if looks_like_conll(head):
+        warnings.warn(f"{name}: looks like CoNLL columns; tagging it as text (use --input-format conll)", UserWarning, stacklevel=3)
+
+
+def _paragraph(name: str, index: int, first_line: int, text: str, lang: str | None) -> Document:
+    return Document(name, index, first_line, text, _split(text, lang))
+
+
+def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, lang: str | None) -> Iterator[Document]:
+    index = 0
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            bad.handle(DataFormatError(name, lineno, f"not a JSON object ({e})"))
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            bad.handle(DataFormatError(name, lineno, 'expected a JSON object with a "text" string'))
+            continue
+        text = rec.pop("text")
+        rid = rec.pop("id", None)
+        yield Document(name, index, lineno, text, _split(text, lang), id=rid, extra=rec)
+        index += 1
+
+
+def _joined(words: list[str]) -> tuple[str, list[Token]]:
+    tokens, pos = [], 0
+    for w in words:
+        tokens.append(Token(w, pos, pos + len(w)))
+        pos += len(w) + 1
+    return " ".join(words), tokens

@@ -1,0 +1,1 @@
+"""The network, its vocabularies and encoding, embeddings, decoding (CRF), document context."""

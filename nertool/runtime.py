@@ -1,0 +1,52 @@
+"""Where code runs: torch devices, the cores this process may use, the machine record a model keeps."""
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING, Any
+
+from nertool.errors import NertoolError
+
+if TYPE_CHECKING:  # torch is imported on use: a reading process need not load it
+    import torch
+
+
+def machine_record(where: torch.device) -> dict[str, Any]:
+    """What a run was trained on (its last start, when resumed): the same seed gives the same
+    weights only on the same kind of machine, since torch picks its CPU kernels by instruction set."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    record: dict[str, Any] = {"torch": torch.__version__, "cpu": cpu,
+                              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                              "threads": torch.get_num_threads(), "device": where.type}
+    if where.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(where)
+    return record
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device named ``name`` (cpu, cuda, cuda:N); an error when CUDA is asked for but absent."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NertoolError(f"unknown device {name!r}; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NertoolError(f"device {name!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+

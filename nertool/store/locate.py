@@ -1,0 +1,48 @@
+"""Where a model is: a path as given, or a bundled model by name (no torch imported here, so the
+reading process of a multi-process run stays small)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nertool.errors import ModelError
+from nertool.store.rundir import CONFIG
+
+BUNDLED_DIR = Path(__file__).parent.parent / "models"
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG).is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A model path: an existing path as given, else a bundled model of that name."""
+    p = Path(name)
+    if p.exists():
+        return p
+    if isinstance(name, str) and (BUNDLED_DIR / name / CONFIG).is_file():
+        return BUNDLED_DIR / name
+    avail = ", ".join(bundled_models()) or "none installed"
+    raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def check_new_output(output: Path, models: list[str], what: str, directory: bool = True) -> None:
+    """NertoolError unless ``output`` may be written from ``models``: outside each of them and (for
+    a ``directory``) new or empty. ``what`` names the output in the message."""
+    from nertool.fileio import is_nonempty_dir
+
+    dst = Path(output).resolve()
+    for m in models:
+        src = resolve_model(m).resolve()
+        if dst == src or src in dst.parents:
+            raise ModelError(f"{output}: would write over the model {m} ({src}); choose a path outside it")
+    if directory and (is_nonempty_dir(output) or (output.exists() and not output.is_dir())):
+        raise ModelError(f"{output}: choose a new or empty directory for the {what}")

@@ -1,0 +1,197 @@
+"""Tagger: load a model, tag raw text or token lists; spans with character offsets and CRF
+confidences (marginal probabilities), optional n-best label sequences."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+
+import torch
+
+from nertool.data import tags as tagmod
+from nertool.data.inputs import Document
+from nertool.data.segment import sentences as split_text
+from nertool.data.text import Token
+from nertool.errors import NertoolError
+from nertool.model.context import adjusted_emissions, check_weight
+from nertool.model.encoding import Encoder
+from nertool.runtime import torch_device
+from nertool.store.bundle import ModelBundle
+from nertool.tag.decode import Decoder, SentenceResult
+from nertool.tag.features import FeatureCache
+from nertool.tag.options import TagOptions
+
+
+@dataclass(frozen=True)
+class Span:
+    """An entity (or chunk): ``doc.text[start:end] == text``; ``score`` is its CRF marginal
+    probability (the probability, under the model, that exactly this span carries this label)."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+    token_start: int
+    token_end: int  # exclusive
+
+
+@dataclass
+class Doc:
+    """A tagged text: tokens with offsets, one tag per token, spans, and per-token confidences."""
+
+    text: str
+    tokens: list[Token]
+    tags: list[str]
+    spans: list[Span]
+    token_scores: list[float]  # marginal probability of each token's predicted tag
+    sentences: list[tuple[int, int]] = field(default_factory=list)  # token ranges
+    nbest: list[list[tuple[list[str], float]]] | None = None  # per sentence: (tags, probability)
+
+
+class Tagger:
+    """Tags text with a trained model directory (or a bundled model name such as ``en``)."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "cpu", batch_size: int = 256, threads: int = 0, lang: str = "en"):
+        self.bundle = bundle
+        self.lang = lang  # for sentence splitting
+        self.device = torch_device(device)
+        self.batch_size = batch_size
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = bundle.model.to(self.device).eval()
+        self.encoder = Encoder(bundle.words, bundle.chars, self.model.config.max_word_chars)
+        self.scheme = bundle.scheme
+        self.internal = bundle.internal_scheme  # the scheme of the model's own labels
+        self.options = TagOptions(batch_size=batch_size, lang=lang)
+        self.decoder = Decoder(self.model.labels, bundle.scheme, bundle.internal_scheme,
+                               self.model.transition_scores(), self.device)
+        self.labels = tagmod.scheme_labels(self.model.labels, self.scheme)  # what tags come out as
+        self.features = FeatureCache(self.model, self.encoder, self.device)  # per word type
+
+    @classmethod
+    def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
+        """Load a model directory, an exported file, or a bundled model by name."""
+        from nertool.store.loading import load
+
+        torch_device(device)
+        return cls(load(model, device), device, batch_size, threads)
+
+    # -- public API ---------------------------------------------------------------------------
+    def __call__(self, text: str, nbest: int = 0, doc_context: float = 0.0) -> Doc:
+        return next(self.pipe([text], nbest=nbest, doc_context=doc_context))
+
+    def pipe(self, texts: Iterable[str], batch_size: int | None = None, nbest: int = 0, scores: bool = True,
+             doc_context: float = 0.0) -> Iterator[Doc]:
+        """Tag a stream of texts, batching sentences across texts; yields one Doc per text.
+        ``doc_context`` > 0 pulls the mentions of a name within a text towards one entity type
+        (see :meth:`tag_sentences`)."""
+        opts = self.options.with_(nbest=nbest, scores=scores, doc_context=doc_context,
+                                  batch_size=batch_size or self.batch_size)
+        docs = (Document("", k, 1, text, split_text(text, opts.lang)) for k, text in enumerate(texts))
+        for d, results in self.tag_documents(docs, opts):
+            yield _doc(d.text, d.sentences, results)
+
+    def tag_documents(self, docs: Iterable[Document], options: TagOptions | None = None,
+                      **changes) -> Iterator[tuple[Document, list[SentenceResult]]]:
+        """Tag a stream of split documents in batches of about ``4 * batch_size`` sentences; yields
+        each document with its sentences' results, in input order. The parts of one long document,
+        and the documents of one CoNLL ``-DOCSTART-`` section, are one document for document context."""
+        opts = (options or self.options).with_(**changes)
+        it = iter(docs)
+        while chunk := _take_sentences(it, opts.batch_size * 4):
+            flat = [[t.text for t in s] for d in chunk for s in d.sentences]
+            ids: dict = {}
+            documents = [ids.setdefault(_document_key(d), len(ids)) for d in chunk for _ in d.sentences]
+            results = iter(self.tag_sentences(flat, opts, documents=documents) if flat else [])
+            for d in chunk:
+                yield d, list(islice(results, len(d.sentences)))
+
+    def tag_tokens(self, sentences: Sequence[Sequence[str]], nbest: int = 0, scores: bool = True) -> list[Doc]:
+        """Tag pre-tokenised sentences; each Doc's text is the tokens joined by single spaces."""
+        docs = []
+        results = self.tag_sentences(sentences, nbest=nbest, scores=scores)
+        for toks, r in zip(sentences, results):
+            tokens, pos = [], 0
+            for t in toks:
+                tokens.append(Token(t, pos, pos + len(t)))
+                pos += len(t) + 1
+            docs.append(_doc(" ".join(toks), [tokens], [r]))
+        return docs
+
+    def tag_sentences(self, sentences: Sequence[Sequence[str]], options: TagOptions | None = None, *,
+                      documents: Sequence[int] | None = None, **changes) -> list[SentenceResult]:
+        """Tag token lists: the one inference path of nertool. Results in input order.
+
+        ``options`` (default: this tagger's), with ``changes`` (``nbest=``, ``scores=``,
+        ``marginals=``, ``doc_context=``, ...) applied, says what to compute. With ``documents``
+        (each sentence's document) and ``doc_context`` > 0, a first pass's marginals pull the
+        mentions of a name within a document towards one entity type (:mod:`nertool.model.context`);
+        tags, confidences and n-best then all come from the adjusted scores."""
+        opts = options or self.options
+        if changes:
+            opts = opts.with_(**changes)
+        _check_sentences(sentences)
+        check_weight(opts.doc_context, self.scheme)
+        items = self.encoder.encode(sentences)
+        out: list[SentenceResult | None] = [None] * len(items)
+        with torch.inference_mode():
+            features = self.features.table({w for s in sentences for w in s})
+            batches = [b.to(self.device) for b in self.encoder.batches(
+                items, opts.batch_size, max_tokens=opts.batch_size * 50, rows=self.features.rows)]
+            scores = [self.model.emissions_from_features(b.words, features, b.char_index, b.mask) for b in batches]
+            if opts.doc_context > 0 and documents is not None:
+                scores = adjusted_emissions(self.model.labels, list(zip(batches, scores)), sentences, documents,
+                                            opts.doc_context, self.decoder.trans)
+            for batch, em in zip(batches, scores):
+                for i, res in zip(batch.index, self.decoder.decode(em, batch.mask, opts)):
+                    out[i] = res
+        return out  # type: ignore[return-value]
+
+    def clear_cache(self) -> None:
+        """Forget the per-word character features computed so far (they are recomputed on demand)."""
+        self.features.clear()
+
+
+def _take_sentences(docs: Iterator[Document], n: int) -> list[Document]:
+    """The next documents of ``docs`` up to the one that brings their sentences to ``n``."""
+    chunk: list[Document] = []
+    total = 0
+    for d in docs:
+        chunk.append(d)
+        total += len(d.sentences)
+        if total >= n:
+            break
+    return chunk
+
+
+def _document_key(d: Document) -> tuple:
+    return (d.path, "doc", d.index) if d.group is None else (d.path, "section", d.group)
+
+
+def _check_sentences(sentences: Sequence[Sequence[str]]) -> None:
+    for i, s in enumerate(sentences):
+        if len(s) == 0:
+            raise NertoolError(f"sentence {i + 1} has no tokens")
+        if not all(s):
+            raise NertoolError(f"sentence {i + 1} has an empty token")
+
+
+def _doc(text: str, sents: list[list[Token]], results: list[SentenceResult]) -> Doc:
+    """A Doc of ``text`` from its sentences' tokens and results."""
+    tokens: list[Token] = []
+    tags: list[str] = []
+    spans: list[Span] = []
+    probs: list[float] = []
+    ranges = []
+    for sent, r in zip(sents, results):
+        base = len(tokens)
+        for label, s, e, p in r.chunks:
+            a, b = sent[s].start, sent[e - 1].end
+            spans.append(Span(text[a:b], label, a, b, p, base + s, base + e))
+        ranges.append((base, base + len(sent)))
+        tokens.extend(sent)
+        tags.extend(r.tags)
+        probs.extend(r.token_scores)
+    nb = [r.nbest for r in results] if results and results[0].nbest is not None else None
+    return Doc(text, tokens, tags, spans, probs, ranges, nb)

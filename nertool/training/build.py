@@ -1,0 +1,85 @@
+"""A fresh model for a corpus: label set, vocabularies, pretrained rows; the encoded training split."""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+
+from nertool.config import Config, TrainConfig
+from nertool.data import tags as tagmod
+from nertool.data.conll import Corpus, Sentence
+from nertool.model.embeddings import load_vectors, pretrained_rows
+from nertool.model.encoding import Encoded, Encoder
+from nertool.model.network import BiLstmCrf
+from nertool.model.vocab import CharVocab, Normalization, WordVocab
+from nertool.store.checkpoint import ModelBundle
+from nertool.training.report import Reporter
+
+
+def internal_labels(corpus_labels: Sequence[str], scheme: str, internal: str) -> tuple[list[str], str]:
+    """Label set used inside the model and its scheme: every prefix of every type, so that the
+    constraint mask is complete and unseen prefixes can still be predicted."""
+    if scheme == "none":
+        return sorted(corpus_labels), "none"
+    target = scheme if internal == "same" else "BIOES"
+    types = tagmod.entity_types(corpus_labels)
+    prefixes = "BIES" if target == "BIOES" else "BI"
+    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes], target
+
+
+
+def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sentence] | None]:
+    """Training and dev sentences: the corpus's dev split, or ``tc.dev_fraction`` of train held
+    out (a seeded shuffle), or no dev set."""
+    train_sents = corpus.sentences("train")
+    if "dev" in corpus.splits:
+        return train_sents, corpus.sentences("dev")
+    if tc.dev_fraction <= 0:
+        return train_sents, None
+    order = list(range(len(train_sents)))
+    random.Random(tc.seed).shuffle(order)
+    n_dev = max(1, int(len(order) * tc.dev_fraction))
+    return [train_sents[i] for i in order[n_dev:]], [train_sents[i] for i in order[:n_dev]]
+
+
+
+def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels: Sequence[str], scheme: str,
+                 reporter: Reporter) -> ModelBundle:
+    """A freshly initialised model with vocabularies built from ``train_sents`` alone."""
+    mc = config.model
+    pre_words, pre_vecs = (None, None)
+    if mc.embeddings:
+        reporter.message(f"loading embeddings {mc.embeddings}")
+        pre_words, pre_vecs = load_vectors(mc.embeddings)
+    words = WordVocab.build((t for t, _ in train_sents), pre_words, Normalization.from_config(mc))
+    chars = CharVocab.build(t for t, _ in train_sents)
+    labels, internal = internal_labels(corpus_labels, scheme, config.train.internal_scheme)
+    model = BiLstmCrf(mc, len(words), words.n_tuned, len(chars), labels, internal, 0 if pre_vecs is None else pre_vecs.shape[1])
+    model.set_char_kinds(chars.chars)
+    if pre_vecs is not None:
+        rows = torch.from_numpy(pretrained_rows(words, pre_words))
+        has = rows >= 0
+        table = torch.zeros(len(words), pre_vecs.shape[1])
+        table[has] = torch.from_numpy(pre_vecs[rows[has].numpy()])
+        if mc.pretrained_precision == "float16":  # trained on exactly what the model file stores
+            table = table.half().float()
+        model.init_embeddings(table, has)
+        reporter.message(f"pretrained vectors for {int(has[: words.n_tuned].sum())}/{words.n_tuned} training words, {len(words)} words in all")
+    else:
+        model.init_embeddings(None, None)
+    return ModelBundle(model, words, chars, scheme, internal)
+
+
+
+def encode_split(bundle: ModelBundle, encoder: Encoder, sentences: Sequence[Sentence]) -> list[Encoded]:
+    index = {l: i for i, l in enumerate(bundle.labels)}
+    convert = bundle.internal_scheme != bundle.scheme and bundle.scheme != "none"
+    toks, tag_ids = [], []
+    for t, g in sentences:
+        if convert:
+            g = tagmod.convert(g, bundle.scheme, bundle.internal_scheme)
+        toks.append(t)
+        tag_ids.append([index[x] for x in g])
+    return encoder.encode(toks, tag_ids)
+
