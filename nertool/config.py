@@ -172,8 +172,9 @@ class TrainConfig(_Strict):
     lr_decay: float = 0.05  # lr_epoch = lr / (1 + lr_decay * epoch)
     weight_decay: float = 0.0
     clip: float = 5.0  # gradient norm clipping; 0 disables
-    batch_size: int = 32
-    epochs: int = 40
+    batch_size: int = 0  # sentences per batch (per process); 0: from the corpus size (nertool.training.budget)
+    epochs: int = 0  # 0: from the corpus size, enough for min_updates and at least 40
+    min_updates: int = 2000  # the budget automatic epochs reach; patience never stops a run before it
     patience: int = 8  # epochs without a better dev F1 before stopping; 0 disables
     seed: int = 42
     internal_scheme: str = "BIOES"  # scheme used inside the model: BIOES | same
@@ -190,10 +191,10 @@ class TrainConfig(_Strict):
         self._check_types()
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.internal_scheme", self.internal_scheme, INTERNAL_SCHEMES)
-        for name in ("lr", "batch_size", "epochs", "eval_batch_size"):
+        for name in ("lr", "eval_batch_size"):
             _positive(f"train.{name}", getattr(self, name))
         for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction",
-                     "average_last"):
+                     "average_last", "batch_size", "epochs", "min_updates"):
             _positive(f"train.{name}", getattr(self, name), allow_zero=True)
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema must be in [0, 1), got {self.ema}")

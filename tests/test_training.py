@@ -58,8 +58,63 @@ def test_patience_stops_a_run_that_stops_improving(tmp_path):
     dev = tmp_path / "dev.txt"
     dev.write_text("nothing O\nhere O\n")
     corpus = load_corpus(SAMPLE / "train.conll", dev)
-    r = train(corpus, tiny(10, patience=2), tmp_path / "run")
+    r = train(corpus, tiny(10, patience=2, min_updates=0), tmp_path / "run")
     assert r.stopped_by == "patience" and r.epochs_run == 3 and r.best_epoch == 1
+
+
+def test_patience_waits_for_the_minimum_number_of_updates():
+    state = LoopState(config={}, epoch=3, bad_epochs=2)
+    tc = TrainConfig(patience=2, min_updates=100)
+    assert stop_reason(state, tc, 1.0, updates=99) is None  # a small corpus is not given up on early
+    assert stop_reason(state, tc, 1.0, updates=100) == "patience"
+
+
+def test_budgets_follow_the_corpus_and_keep_what_the_user_set():
+    from nertool.training import budget
+
+    def resolved(n, world=1, **train):
+        cfg, notes = budget.resolve(Config(train=TrainConfig(**train)), n, world)
+        return cfg.train.batch_size, cfg.train.epochs, notes
+
+    assert resolved(14041) == (32, 40, [])  # CoNLL-2003: the batch and epochs chosen on it
+    assert resolved(200) == (4, 40, [])  # 50 batches an epoch: 2,000 updates in 40 epochs
+    assert resolved(1000) == (15, 40, [])
+    assert resolved(60) == (4, 134, [])  # 15 batches an epoch: more epochs to reach 2,000 updates
+    assert resolved(5) == (4, 200, [])  # at most 200 epochs
+    assert resolved(14041, world=2) == (16, 40, [])  # the batch is per process: the global batch stays 32
+    batch, epochs, notes = resolved(219, epochs=5, batch_size=32)  # the user's own budget is kept, and warned about
+    assert (batch, epochs) == (32, 5) and len(notes) == 1
+    assert "35 updates on 219 training sentences" in notes[0] and "at least 286" in notes[0]
+
+
+def test_a_model_that_learned_nothing_is_named():
+    from nertool.training.budget import learned_nothing
+
+    gold = [["B-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    assert "predicts no entity" in learned_nothing(gold, [["O"] * 3, ["O"] * 2])
+    assert "one type only" in learned_nothing(gold, [["B-PER", "O", "B-PER"], ["O", "O"]])
+    assert learned_nothing(gold, [["B-PER", "O", "B-LOC"], ["O", "O"]]) is None
+
+
+def test_a_run_that_learned_nothing_warns_and_its_card_says_so(tmp_path):
+    """One epoch of three updates on the sample corpus predicts nothing useful on dev (no entity,
+    or one type of three): the result, the terminal and the model card say so."""
+    from nertool.store import rundir
+    from nertool.training.report import SilentReporter
+
+    said = []
+
+    class Recorder(SilentReporter):
+        def message(self, text):
+            said.append(text)
+
+    corpus = load_corpus(SAMPLE / "train.conll", SAMPLE / "dev.conll")
+    r = train(corpus, tiny(1, batch_size=64, lr=0.0001), tmp_path / "run", Recorder())
+    learned = [w for w in r.warnings if w.startswith("the best model predicts")]
+    assert len(learned) == 1 and ("no entity" in learned[0] or "one type only" in learned[0]), r.warnings
+    assert any("rarely train a useful model" in w for w in r.warnings)
+    assert f"warning: {learned[0]}" in said
+    assert learned[0] in rundir.read_card(tmp_path / "run")
 
 
 def test_weight_average_follows_the_formula_and_swaps_back():

@@ -58,6 +58,7 @@ def model_card(config: dict[str, Any], name: str = "nertool model") -> str:
         *([f"- best epoch {scores['best_epoch']}, stopped by {scores.get('stopped_by', '?')}"] if "best_epoch" in scores else []),
         "",
         *_bundled(config),
+        *(["## Warnings", "", *(f"- {w}" for w in config["warnings"]), ""] if config.get("warnings") else []),
         "## Configuration",
         "",
         "- model: " + ", ".join(f"{k}={v}" for k, v in m.items()),

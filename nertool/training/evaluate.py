@@ -84,25 +84,39 @@ def predict(bundle: ModelBundle, sentences: Sequence[Sequence[str]], batch_size:
 
 
 def evaluate(bundle: ModelBundle, sentences, mode: str = "default", batch_size: int = 512,
-             device: str = "cpu", documents: Sequence[int] | None = None, doc_context: float = 0.0) -> dict[str, Any]:
+             device: str = "cpu", documents: Sequence[int] | None = None, doc_context: float = 0.0,
+             report: bool = False) -> dict[str, Any]:
     """Score a model on labelled sentences ``[(tokens, tags), ...]`` in the corpus's scheme
-    (``documents``, ``doc_context``: see :func:`predict`)."""
-    pred = predict(bundle, [t for t, _ in sentences], batch_size, device, documents, doc_context)
-    return score([g for _, g in sentences], pred, bundle.scheme, mode)
+    (``documents``, ``doc_context``: see :func:`predict`). With ``report``, the errors by kind
+    too (:func:`nertool.training.analysis.error_report`), under ``"report"``."""
+    tokens, gold = [t for t, _ in sentences], [g for _, g in sentences]
+    pred = predict(bundle, tokens, batch_size, device, documents, doc_context)
+    result = score(gold, pred, bundle.scheme, mode)
+    if report and bundle.scheme != "none":
+        from nertool.training.analysis import error_report
+
+        result["report"] = error_report(tokens, gold, pred, seen_in_training(bundle, tokens))
+    return result
+
+
+def seen_in_training(bundle: ModelBundle, sentences: Sequence[Sequence[str]]) -> list[list[bool]]:
+    """For each token, whether its (normalised) word occurred in the model's training data."""
+    words = bundle.words
+    return [[2 <= i < words.n_tuned for i in row] for row in words.encode(sentences)]  # 0: padding, 1: unknown
 
 
 def evaluate_file(model: str, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
-                  batch_size: int = 512, doc_context: float = 0.0) -> dict[str, Any]:
+                  batch_size: int = 512, doc_context: float = 0.0, report: bool = False) -> dict[str, Any]:
     """Load a model and score it on a labelled file; predictions are compared in the file's scheme.
     ``doc_context`` > 0 pulls the mentions of a name within a document (``-DOCSTART-`` to
     ``-DOCSTART-``) towards one type, with that weight (see :func:`predict`)."""
     from nertool.store.loading import load
 
-    return evaluate_bundle_file(load(model), path, data, mode, batch_size, doc_context)
+    return evaluate_bundle_file(load(model), path, data, mode, batch_size, doc_context, report)
 
 
 def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig = DataConfig(), mode: str = "default",
-                         batch_size: int = 512, doc_context: float = 0.0) -> dict[str, Any]:
+                         batch_size: int = 512, doc_context: float = 0.0, report: bool = False) -> dict[str, Any]:
     """:func:`evaluate_file` for a loaded model."""
     from nertool.model.context import check_weight
 
@@ -122,7 +136,7 @@ def evaluate_bundle_file(bundle: ModelBundle, path: str | Path, data: DataConfig
         documents = conll.document_ids(path, data.encoding)
         if len(documents) != len(sents):
             raise DataFormatError(path, None, "could not match sentences to documents")
-    result = evaluate(bundle, sents, mode, batch_size, documents=documents, doc_context=doc_context)
+    result = evaluate(bundle, sents, mode, batch_size, documents=documents, doc_context=doc_context, report=report)
     result["doc_context"] = doc_context
     if documents is not None:
         result["documents"] = len(set(documents))

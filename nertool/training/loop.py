@@ -25,9 +25,10 @@ from nertool.runtime import machine_record
 from nertool.store import rundir
 from nertool.store.checkpoint import ModelBundle, read_config, save_model
 from nertool.tag.tagger import torch_device
+from nertool.training import budget
 from nertool.training.build import build_bundle, encode_split, split_dev
 from nertool.training.distributed import SOLO, Group
-from nertool.training.evaluate import evaluate
+from nertool.training.evaluate import evaluate, predict
 from nertool.training.optim import Optimisation, seed_everything
 from nertool.training.plot import write_training_plot
 from nertool.training.report import Reporter, SilentReporter
@@ -46,7 +47,8 @@ class TrainResult:
     seconds: float
     test: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
-    stopped_by: str = "epochs"  # epochs | patience | time | interrupt
+    stopped_by: str = "epochs"  # epochs | patience | time | pruned | interrupt
+    warnings: list[str] = field(default_factory=list)  # budgets too small, a model that learned nothing
 
 
 
@@ -143,9 +145,10 @@ def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequen
             "epoch_seconds": round(time.monotonic() - e0, 2)}
 
 
-def stop_reason(state: LoopState, tc: TrainConfig, seconds: float) -> str | None:
-    """Why training stops after this epoch (``patience`` or ``time``), or None to go on."""
-    if tc.patience and state.bad_epochs >= tc.patience:
+def stop_reason(state: LoopState, tc: TrainConfig, seconds: float, updates: int | None = None) -> str | None:
+    """Why training stops after this epoch (``patience`` or ``time``), or None to go on. Patience
+    stops a run only once it has made ``tc.min_updates`` updates (``updates``: so far)."""
+    if tc.patience and state.bad_epochs >= tc.patience and (updates is None or updates >= tc.min_updates):
         return "patience"
     if tc.max_minutes and seconds * (state.epoch + 1) / state.epoch > tc.max_minutes * 60:
         return "time"  # another epoch would overrun the budget
@@ -241,6 +244,10 @@ class Run:
     def tc(self) -> TrainConfig:
         return self.config.train
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.items) / (self.tc.batch_size * self.group.world))
+
 
 def train(
     corpus: "Corpus | datasets.DatasetDict | str | Path",
@@ -280,19 +287,24 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     resuming) the saved state."""
     group.agree(lambda: rundir.prepare(out, resume, force) if group.is_main else None)
     saved = group.agree(lambda: LoopState.peek(out)) if resume else {}
+    train_sents, dev_sents = split_dev(corpus, config.train)
+    # automatic batch size and epochs made concrete for this corpus (a resume: for the run's processes)
+    config, notes = budget.resolve(config, len(train_sents), int(saved.get("processes", group.world)))
     asked = config  # the run's own configuration, which a resume checks against the saved one
     if resume:
         config = group.agree(lambda: batch_for_world(out, saved, config, group.world))
     _set_threads(config.train, group)
     rng = seed_everything(config.train.seed)
     t0 = time.monotonic()
-    train_sents, dev_sents = split_dev(corpus, config.train)
     corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
     for split, digest in corpus_fp.items():  # raises on every rank alike: no agree() around it
         group.check_same(f"{split} sentences", digest)
     bundle = group.agree(lambda: build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter))
     where = torch_device(device)
     _describe(bundle, config, corpus_info, group, where)
+    for note in notes:
+        reporter.message(f"warning: {note}")
+    bundle.meta["warnings"] = notes
     model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
     run = Run(bundle, config, out, where, device, encoder, encode_split(bundle, encoder, train_sents),
@@ -346,7 +358,7 @@ def train_while_improving(run: Run, hooks: Sequence[EpochHook]) -> str:
     """Train epoch after epoch; after each, the ``hooks`` run (on the main process) and rank 0
     decides for all whether to stop. Returns why training stopped."""
     tc, group = run.tc, run.group
-    run.reporter.start(tc.epochs, math.ceil(len(run.items) / (tc.batch_size * group.world)))
+    run.reporter.start(tc.epochs, run.steps_per_epoch)
     try:
         for epoch in range(run.state.epoch + 1, tc.epochs + 1):
             record = run_epoch(run.model, run.o, run.encoder, run.items, tc, run.where, epoch, run.reporter, group,
@@ -386,7 +398,19 @@ def keep_best(run: Run, record: dict[str, Any]) -> str | None:
         run.state.epoch, run.state.elapsed = record["epoch"], time.monotonic() - run.t0
         log_epoch(run.out, run.state, record, run.model, run.o)
     run.reporter.epoch_end(record)
-    return stop_reason(run.state, run.tc, time.monotonic() - run.t0)
+    return stop_reason(run.state, run.tc, time.monotonic() - run.t0, run.state.epoch * run.steps_per_epoch)
+
+
+def _check_learned(run: Run) -> None:
+    """Warn (on the terminal and in the model card) when the best model predicts no entity, or
+    one type only, on dev."""
+    if not run.dev or run.bundle.scheme == "none":
+        return
+    pred = predict(run.bundle, [t for t, _ in run.dev], run.tc.eval_batch_size, run.device)
+    note = budget.learned_nothing([g for _, g in run.dev], pred)
+    if note:
+        run.reporter.message(f"warning: {note}")
+        run.bundle.meta["warnings"] = [*run.bundle.meta.get("warnings", []), note]
 
 
 def end_run(run: Run, stopped_by: str) -> TrainResult:
@@ -399,10 +423,11 @@ def end_run(run: Run, stopped_by: str) -> TrainResult:
     if run.best is None:
         raise NertoolError("training stopped before the first epoch ended; nothing was saved")
     run.model.load_state_dict(run.best)
+    _check_learned(run)
     test_scores = finish(run.bundle, run.out, run.test, stopped_by, run.tc, run.device)
     return TrainResult(out_dir=run.out, best_epoch=state.best_epoch, best_dev_f1=state.best_f1 if run.dev else None,
                        epochs_run=len(state.history), seconds=time.monotonic() - run.t0, test=test_scores,
-                       history=state.history, stopped_by=stopped_by)
+                       history=state.history, stopped_by=stopped_by, warnings=list(run.bundle.meta.get("warnings", [])))
 
 
 def _short(record: dict[str, Any]) -> dict[str, Any]:
