@@ -5,6 +5,7 @@ Unknown keys are an error, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -241,3 +242,23 @@ class Config(_Strict):
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: invalid TOML: {e}") from None
         return cls.from_dict(d, str(path))
+
+    def to_toml(self, only_changed: bool = False) -> str:
+        """The configuration as TOML that :meth:`from_toml` reads back (with ``only_changed``: the
+        fields that differ from the defaults)."""
+        default = Config().to_dict()
+        out = []
+        for section, values in self.to_dict().items():
+            rows = [f"{k} = {_toml_value(v)}" for k, v in values.items()
+                    if v is not None and not (only_changed and default[section].get(k) == v)]
+            if rows:
+                out += [f"[{section}]", *rows, ""]
+        return "\n".join(out)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(str(v))  # a TOML basic string is a JSON string

@@ -15,6 +15,7 @@ from nertool.cli.info import corpora_cmd, info_cmd
 from nertool.cli.models import compact_cmd, ensemble_cmd, export_cmd
 from nertool.cli.tag import MetavarUsage, tag_cmd
 from nertool.cli.train import train_cmd
+from nertool.cli.tune import tune_cmd
 
 app = typer.Typer(
     name="nertool",
@@ -23,7 +24,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  nertool tag notes.txt --format inline       (the bundled English model)\n\n"
         "  nertool train train.txt --dev valid.txt --embeddings glove-6b-50d --out runs/en\n\n"
-        "  nertool evaluate runs/en test.txt --json\n\n"
+        "  nertool tune train.txt --dev valid.txt --budget 60m --out tuned/\n\n"
+        "  nertool evaluate runs/en test.txt --report\n\n"
         "  nertool export runs/en tagger.pt\n\n"
         "Run nertool COMMAND --help for each command's options and examples."
     ),
@@ -32,6 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train_cmd)
+app.command("tune")(tune_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("tag", cls=MetavarUsage)(tag_cmd)
 app.command("info")(info_cmd)
