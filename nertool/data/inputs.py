@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -217,3 +217,18 @@ def _joined(words: list[str]) -> tuple[str, list[Token]]:
         tokens.append(Token(w, pos, pos + len(w)))
         pos += len(w) + 1
     return " ".join(words), tokens
+
+
+def chunked(docs: Iterable[Document], limit: int, size: Callable[[Document], int]) -> Iterator[list[Document]]:
+    """Consecutive documents grouped into lists whose ``size`` (characters, sentences...) adds up
+    to at least ``limit`` (the last list may be smaller)."""
+    chunk: list[Document] = []
+    n = 0
+    for d in docs:
+        chunk.append(d)
+        n += size(d)
+        if n >= limit:
+            yield chunk
+            chunk, n = [], 0
+    if chunk:
+        yield chunk

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
-from nertool.data.inputs import Document, open_input, read_documents, segment_documents
+from nertool.data.inputs import Document, chunked, open_input, read_documents, segment_documents
 from nertool.errors import BadLines, NertoolError
 from nertool.runtime import available_cores
 from nertool.tag.options import TagOptions
@@ -40,21 +40,6 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def chunked(docs: Iterable[Document], chars: int = CHUNK_CHARS) -> Iterator[list[Document]]:
-    """Consecutive documents grouped into lists of at least ``chars`` characters (the last may
-    be shorter)."""
-    chunk: list[Document] = []
-    n = 0
-    for d in docs:
-        chunk.append(d)
-        n += len(d.text)
-        if n >= chars:
-            yield chunk
-            chunk, n = [], 0
-    if chunk:
-        yield chunk
 
 
 def tag_documents(tagger, docs: list[Document], opts: TagOptions) -> tuple[list[bytes], int]:
@@ -81,7 +66,20 @@ def tag_chunk(tagger, docs: list[Document], opts: TagOptions) -> tuple[bytes, in
     return b"".join(data), tokens
 
 
-class _ChunkEngine:
+class Closing:
+    """``with engine: ...`` closes the engine."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _ChunkEngine(Closing):
     """An engine that reads inputs here, chunk by chunk, and tags the chunks with :meth:`map`."""
 
     opts: TagOptions
@@ -103,7 +101,7 @@ class _ChunkEngine:
 
         def chunks():
             docs = read_documents(stream, name, opts.input_format, opts.encoding, opts.token_column, bad, lang=None)
-            for chunk in chunked(docs, self.chunk_chars):
+            for chunk in chunked(docs, self.chunk_chars, lambda d: len(d.text)):
                 positions.append(stream.tell() if stream.seekable() else 0)
                 yield chunk
 
@@ -113,15 +111,6 @@ class _ChunkEngine:
         finally:
             if source != "-":
                 stream.close()
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class InProcess(_ChunkEngine):

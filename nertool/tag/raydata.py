@@ -26,7 +26,7 @@ import orjson
 from nertool.data.inputs import Document, read_documents
 from nertool.data.text import Token
 from nertool.errors import BadLines, NertoolError
-from nertool.tag.engines import tag_documents
+from nertool.tag.engines import Closing, tag_documents
 from nertool.tag.options import TagOptions
 
 
@@ -101,7 +101,7 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-class RayEngine:
+class RayEngine(Closing):
     """The engine of :mod:`nertool.tag.engines` on a Ray cluster: ``address`` is ``local`` (start
     one here with ``workers`` CPUs for the actors and one for reading), ``auto`` (the running
     cluster, which needs CPUs beyond the actors' for reading) or a cluster address."""
@@ -144,15 +144,6 @@ class RayEngine:
                 yield k, row["output"].encode("utf-8"), int(row["tokens"]), 0
         if last is not None:
             yield last, None, 0, 0
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _start_ray(address: str, workers: int) -> None:

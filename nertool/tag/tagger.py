@@ -9,7 +9,7 @@ from itertools import islice
 import torch
 
 from nertool.data import tags as tagmod
-from nertool.data.inputs import Document
+from nertool.data.inputs import Document, chunked
 from nertool.data.segment import sentences as split_text
 from nertool.data.text import Token
 from nertool.errors import NertoolError
@@ -98,8 +98,7 @@ class Tagger:
         each document with its sentences' results, in input order. The parts of one long document,
         and the documents of one CoNLL ``-DOCSTART-`` section, are one document for document context."""
         opts = (options or self.options).with_(**changes)
-        it = iter(docs)
-        while chunk := _take_sentences(it, opts.batch_size * 4):
+        for chunk in chunked(docs, opts.batch_size * 4, lambda d: len(d.sentences)):
             flat = [[t.text for t in s] for d in chunk for s in d.sentences]
             ids: dict = {}
             documents = [ids.setdefault(_document_key(d), len(ids)) for d in chunk for _ in d.sentences]
@@ -151,18 +150,6 @@ class Tagger:
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
         self.features.clear()
-
-
-def _take_sentences(docs: Iterator[Document], n: int) -> list[Document]:
-    """The next documents of ``docs`` up to the one that brings their sentences to ``n``."""
-    chunk: list[Document] = []
-    total = 0
-    for d in docs:
-        chunk.append(d)
-        total += len(d.sentences)
-        if total >= n:
-            break
-    return chunk
 
 
 def _document_key(d: Document) -> tuple:

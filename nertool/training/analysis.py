@@ -136,17 +136,11 @@ def worst_text(report: dict[str, Any]) -> str:
 
 def write_report_plot(path, report: dict[str, Any], title: str = "") -> bool:
     """A PNG of the confusion matrix and the counts by kind; False (nothing written) without matplotlib."""
-    try:
-        import matplotlib
+    from nertool.training.plot import pyplot, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
-    import io
-
-    from nertool.fileio import atomic_write_bytes
-
     conf = report["confusion"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
     a1.imshow(conf["matrix"], cmap="Blues")
@@ -165,8 +159,5 @@ def write_report_plot(path, report: dict[str, Any], title: str = "") -> bool:
     a2.set_title(f"errors by kind ({report['counts']['correct']} spans correct)")
     fig.suptitle(title or "nertool evaluate --report")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
     return True

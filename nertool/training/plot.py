@@ -1,4 +1,5 @@
-"""A PNG of training loss and dev F1 per epoch (needs matplotlib: the ``plot`` extra)."""
+"""PNG figures (need matplotlib: the ``plot`` extra): training loss and dev F1 per epoch, and the
+helpers the error report and the tuner draw theirs with."""
 from __future__ import annotations
 
 import io
@@ -9,17 +10,33 @@ from typing import Any
 from nertool.fileio import atomic_write_bytes
 
 
-def write_training_plot(path: str | Path, history: Sequence[dict[str, Any]], run: str = "") -> bool:
-    """Write the plot (loss and dev F1 per epoch, the best epoch marked, a legend, a title naming
-    ``run``); returns False (and writes nothing) when matplotlib is not installed."""
+def pyplot():
+    """matplotlib's pyplot on the file-only backend, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
     except ImportError:
+        return None
+    return plt
+
+
+def save_png(fig, path: str | Path) -> None:
+    """Write ``fig`` as a PNG, atomically, and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_training_plot(path: str | Path, history: Sequence[dict[str, Any]], run: str = "") -> bool:
+    """Write the plot (loss and dev F1 per epoch, the best epoch marked, a legend, a title naming
+    ``run``); returns False (and writes nothing) when matplotlib is not installed."""
+    plt = pyplot()
+    if plt is None:
         return False
+    from matplotlib.ticker import MaxNLocator
     epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     lines = ax.plot(epochs, [r["loss"] for r in history], color="tab:blue", marker="o", label="training loss")
@@ -38,8 +55,5 @@ def write_training_plot(path: str | Path, history: Sequence[dict[str, Any]], run
     ax.legend(lines, [l.get_label() for l in lines], loc="center right", fontsize="small")
     ax.set_title(f"nertool training: {run}" if run else "nertool training")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
     return True
