@@ -68,7 +68,7 @@ def test_a_tune_killed_mid_trial_resumes_with_every_finished_trial(tmp_path):
     assert r.returncode == 0, r.stderr
     after = _finished(out / "study.db")
     assert after[: len(before)] == before  # every finished trial kept, its score unchanged
-    rows = list(csv.DictReader((out / "trials.csv").open()))
+    rows = list(csv.DictReader((out / "trials.csv").read_text().splitlines()))
     assert len(rows) >= 4 and sum(row["state"] == "complete" for row in rows) >= len(before)
     assert "trial" in r.stderr and "best" in r.stderr
     best = max(after, key=lambda t: t[1])
