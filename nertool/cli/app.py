@@ -34,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train_cmd)
-app.command("tune")(tune_cmd)
+app.command("tune", cls=MetavarUsage)(tune_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("tag", cls=MetavarUsage)(tag_cmd)
 app.command("info")(info_cmd)

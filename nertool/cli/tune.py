@@ -18,7 +18,7 @@ def say(text: str) -> None:
 
 @user_errors
 def tune_cmd(
-    corpus: Annotated[str, typer.Argument(help="Training file (CoNLL / CoNLL-U).")],
+    corpus: Annotated[str, typer.Argument(metavar="TRAIN", help="Training file (CoNLL / CoNLL-U).")],
     dev: Annotated[Path, typer.Option(help="Development file: trials are compared on its span F1.", exists=True, dir_okay=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Tuning directory: the study, trials.csv, best.toml, importances.json, tune.png and best/ (a run directory).", file_okay=False)],
     test: Annotated[Optional[Path], typer.Option(help="Test file, scored once with the best model at the end.", exists=True, dir_okay=False)] = None,
@@ -26,7 +26,7 @@ def tune_cmd(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Trials run side by side, in processes sharing the cores.", min=1)] = 1,
     storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (any RDB, e.g. postgresql://...); default: sqlite in --out.")] = None,
     embeddings: Annotated[Optional[str], typer.Option(help="'glove-6b-50d' or a GloVe/word2vec text file, for every trial.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with the settings the search starts from (its [data] section reads the corpus).", exists=True, dir_okay=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file with the settings the search starts from (its \\[data] section reads the corpus).", exists=True, dir_okay=False)] = None,
     trials: Annotated[Optional[int], typer.Option(help="Stop after this many trials (default: only the budget).", min=1)] = None,
     pruner: Annotated[str, typer.Option(help="median or hyperband: how poor trials are stopped early.")] = "median",
     seed: Annotated[int, typer.Option(help="Seed of the sampler and of every trial's training.")] = 42,
