@@ -240,7 +240,12 @@ def _after_trial(spec: Study, study, trial, report: Callable[[str], None], t0: f
         best = study.best_trial
     except ValueError:  # no trial completed yet
         best = None
-    f1 = f"dev F1 {100 * trial.value:.2f}" if trial.value is not None else trial.state.name.lower()
+    if trial.state == TrialState.COMPLETE:
+        f1 = f"dev F1 {100 * trial.value:.2f}"
+    elif trial.state == TrialState.PRUNED and trial.value is not None:
+        f1 = f"pruned at {100 * trial.value:.2f}"  # its last reported dev F1
+    else:
+        f1 = trial.state.name.lower()
     best_text = f"best {100 * best.value:.2f} (trial {best.number})" if best is not None else "no best yet"
     minutes = trial.user_attrs.get("seconds", 0) / 60
     report(f"trial {trial.number:3d}  {f1:>14}  {best_text}  {minutes:5.1f} min  {_short(trial.params)}")
@@ -366,7 +371,7 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> bool:
     plt = pyplot()
     if plt is None:
         return False
-    done = [r for r in rows if r["dev_f1"] is not None and r["started"] is not None]
+    done = [r for r in rows if r["state"] == "complete" and r["dev_f1"] is not None and r["started"] is not None]
     if not done:
         return False
     t0 = min(r["started"] for r in done)
@@ -384,7 +389,7 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> bool:
         ax.set_xlabel(label)
         ax.set_ylabel("dev span F1 (%)")
         ax.legend(loc="lower right", fontsize="small")
-    fig.suptitle("nertool tune")
+    fig.suptitle("nertool tune: completed trials (pruned ones left out)")
     fig.tight_layout()
     save_png(fig, path)
     return True
