@@ -19,17 +19,23 @@ CLI = [sys.executable, "-m", "nertool"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
+def cli_env() -> dict:
+    """The environment of a CLI subprocess: this process's as it is now (a test may have changed
+    PYTHONPATH, say), with library warnings off."""
+    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
 def run_cli(*args, stdin: str | None = None, env: dict | None = None, timeout: float = 300, **kw):
     """Run ``nertool ARGS`` as a subprocess; its CompletedProcess (text output captured)."""
     return subprocess.run([*CLI, *map(str, args)], input=stdin, capture_output=True, text=True,
-                          env=env or ENV, timeout=timeout, **kw)
+                          env=env or cli_env(), timeout=timeout, **kw)
 
 
 def popen_cli(*args, env: dict | None = None, **kw) -> subprocess.Popen:
     """Start ``nertool ARGS`` as a subprocess (for tests that signal or kill it)."""
     kw.setdefault("stdout", subprocess.DEVNULL)
     kw.setdefault("stderr", subprocess.DEVNULL)
-    return subprocess.Popen([*CLI, *map(str, args)], env=env or ENV, **kw)
+    return subprocess.Popen([*CLI, *map(str, args)], env=env or cli_env(), **kw)
 
 
 @pytest.fixture(scope="session")
