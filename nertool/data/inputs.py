@@ -143,7 +143,7 @@ def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0)
     is never held as tokens whole."""
     for d in docs:
         if d.sentences is None:
-            spans = sentence_spans(d.text, lang)
+            spans = sentence_spans(d.text, lang, f"{d.path}:{d.line}")
             if not part or len(spans) <= part:
                 d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
                 yield d

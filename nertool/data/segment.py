@@ -3,23 +3,47 @@ rule-based segmenter in Rust with abbreviation lists for some 300 languages; cho
 syntok and nertool's former rules on corpora/segmentation, see BENCHMARKS.md)."""
 from __future__ import annotations
 
+import re
+import warnings
+
 from sentencex import get_sentence_boundaries
 
 from nertool.data.text import Token, tokenize
 
+# non-ASCII white space (no-break space, thin space, NEL, line and paragraph separators...): the
+# segmenter panics on some of them before a full stop ("not a char boundary"); it is given plain
+# spaces instead, one code point for one, so its offsets still index the original text
+_WIDE_SPACE = re.compile("[" + "".join(chr(cp) for cp in range(0x80, 0x3001) if chr(cp).isspace()) + "]")
+_FALLBACK_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 
-def sentence_spans(text: str, lang: str = "en") -> list[tuple[int, int]]:
+
+def sentence_spans(text: str, lang: str = "en", where: str | None = None) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence of ``text`` (code-point offsets, surrounding whitespace
-    excluded; sentences holding only whitespace are dropped)."""
+    excluded; sentences holding only whitespace are dropped). Should the segmenter fail on a text,
+    it is split at sentence-final punctuation instead, with a warning naming ``where``."""
+    plain = text if text.isascii() else _WIDE_SPACE.sub(" ", text)
+    try:
+        bounds = [(b["start_index"], b["end_index"]) for b in get_sentence_boundaries(lang, plain)]
+    except BaseException as e:  # the segmenter's Rust panics arrive as BaseException subclasses
+        if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        bounds = _fallback(text, where, e)
     out = []
-    for b in get_sentence_boundaries(lang, text):
-        a, e = b["start_index"], b["end_index"]
+    for a, e in bounds:
         chunk = text[a:e]
         stripped = chunk.strip()
         if stripped:
             a += len(chunk) - len(chunk.lstrip())
             out.append((a, a + len(stripped)))
     return out
+
+
+def _fallback(text: str, where: str | None, error: BaseException) -> list[tuple[int, int]]:
+    warnings.warn(f"{where or 'text'}: the sentence segmenter failed ({str(error).splitlines()[0][:80]}); "
+                  "split at sentence-final punctuation instead", UserWarning, stacklevel=3)
+    ends = [m.end() for m in _FALLBACK_END.finditer(text)]
+    starts = [0, *ends]
+    return [(a, e) for a, e in zip(starts, [*ends, len(text)]) if a < e]
 
 
 def _abbreviation(word: str) -> bool:

@@ -3,6 +3,7 @@ one entity type. A first pass gives every token's CRF marginals; :func:`document
 them into emission biases (:func:`nertool.model.decoding.type_consistency`) for the final decoding."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -16,8 +17,8 @@ def check_weight(weight: float, scheme: str) -> None:
     corpus scheme is ``scheme`` (entity types are needed when it is > 0)."""
     from nertool.errors import ConfigError
 
-    if weight < 0 or weight != weight:
-        raise ConfigError(f"doc_context must be a non-negative number, got {weight}")
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ConfigError(f"doc_context must be a finite non-negative number, got {weight}")
     if weight and scheme == "none":
         raise ConfigError("document context needs entity tags (a chunk scheme); this model's labels have none")
 

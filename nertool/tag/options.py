@@ -2,12 +2,15 @@
 Ray). Frozen; unknown keys are rejected."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from nertool.data.inputs import INPUT_FORMATS
 from nertool.errors import ConfigError
 from nertool.tag.output import OUTPUT_FORMATS
+
+MAX_NBEST = 100  # sequences per sentence: more is never useful and costs memory linear in it
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,12 @@ class TagOptions:
     skip_bad: bool = False
 
     def __post_init__(self) -> None:
-        if self.nbest < 0:
-            raise ConfigError(f"nbest must be at least 0, got {self.nbest}")
+        if not 0 <= self.nbest <= MAX_NBEST:
+            raise ConfigError(f"nbest must be between 0 and {MAX_NBEST}, got {self.nbest}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.doc_context < 0:
-            raise ConfigError(f"doc_context must be non-negative, got {self.doc_context}")
+        if not (math.isfinite(self.doc_context) and self.doc_context >= 0):
+            raise ConfigError(f"doc_context must be a finite non-negative number, got {self.doc_context}")
         if self.input_format not in INPUT_FORMATS:
             raise ConfigError(f"unknown input format {self.input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
         if self.output_format not in OUTPUT_FORMATS:

@@ -2,6 +2,7 @@
 confidences (marginal probabilities), optional n-best label sequences."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -68,6 +69,9 @@ class Tagger:
                                self.model.transition_scores(), self.device)
         self.labels = tagmod.scheme_labels(self.model.labels, self.scheme)  # what tags come out as
         self.features = FeatureCache(self.model, self.encoder, self.device)  # per word type
+        # one call at a time: the feature cache grows in place and torch's thread pool is shared,
+        # so concurrent calls from several threads would corrupt each other (issue 35)
+        self._lock = threading.RLock()
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
@@ -132,6 +136,10 @@ class Tagger:
             opts = opts.with_(**changes)
         _check_sentences(sentences)
         check_weight(opts.doc_context, self.scheme)
+        with self._lock:
+            return self._tag_locked(sentences, opts, documents)
+
+    def _tag_locked(self, sentences, opts: TagOptions, documents) -> list[SentenceResult]:
         items = self.encoder.encode(sentences)
         out: list[SentenceResult | None] = [None] * len(items)
         with torch.inference_mode():
@@ -149,7 +157,8 @@ class Tagger:
 
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
-        self.features.clear()
+        with self._lock:
+            self.features.clear()
 
 
 def _document_key(d: Document) -> tuple:
