@@ -281,3 +281,19 @@ def test_cli_extends_a_finished_run_and_refuses_other_changes(tmp_path):
     assert r.exit_code == 0, r.output
     state = json.loads((run / "train_state.json").read_text())
     assert state["epoch"] == 2 and state["config"]["train"]["average_last"] == 2 and state["averaged_epochs"] == 1
+
+
+def test_labels_only_in_dev_are_reported_and_not_learned(tmp_path):
+    """A type that occurs in dev but never in training is named in a warning and is not one of the
+    model's labels (it could never be learned, only predicted by chance)."""
+    from nertool.tag.tagger import Tagger
+
+    dev = tmp_path / "dev.conll"
+    dev.write_text((SAMPLE / "dev.conll").read_text(encoding="utf-8") + "Euro B-MISC\nCup I-MISC\nwon O\n\n",
+                   encoding="utf-8")
+    corpus = load_corpus(SAMPLE / "train.conll", dev)
+    assert "B-MISC" in corpus.labels
+    r = train(corpus, tiny(1, min_updates=0), tmp_path / "run")
+    assert any(w.startswith("MISC occur in dev or test but not in training") for w in r.warnings), r.warnings
+    labels = Tagger.load(str(tmp_path / "run")).labels
+    assert not any(label.endswith("-MISC") for label in labels) and "B-PER" in labels

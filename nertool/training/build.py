@@ -44,6 +44,21 @@ def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sen
 
 
 
+def trained_labels(corpus: Corpus, train_sents: Sequence[Sentence]) -> tuple[list[str], str | None]:
+    """The corpus's labels that the training sentences hold (a model can only learn those), and
+    a warning naming the labels (or entity types) found only in dev or test, or None."""
+    seen = {t for _, tags in train_sents for t in tags}
+    labels = [label for label in corpus.labels if label in seen]
+    if corpus.scheme == "none":
+        missing = [label for label in corpus.labels if label not in seen]
+    else:
+        missing = sorted(set(tagmod.entity_types(corpus.labels)) - set(tagmod.entity_types(labels)))
+    if not missing:
+        return labels, None
+    return labels, (f"{', '.join(missing)} occur in dev or test but not in training: the model cannot predict "
+                    f"{'them' if len(missing) > 1 else 'it'} (add training examples, or drop them from dev and test)")
+
+
 def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels: Sequence[str], scheme: str,
                  reporter: Reporter) -> ModelBundle:
     """A freshly initialised model with vocabularies built from ``train_sents`` alone."""

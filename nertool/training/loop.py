@@ -26,7 +26,7 @@ from nertool.store import rundir
 from nertool.store.checkpoint import ModelBundle, read_config, save_model
 from nertool.tag.tagger import torch_device
 from nertool.training import budget
-from nertool.training.build import build_bundle, encode_split, split_dev
+from nertool.training.build import build_bundle, encode_split, split_dev, trained_labels
 from nertool.training.distributed import SOLO, Group
 from nertool.training.evaluate import evaluate, predict
 from nertool.training.optim import Optimisation, seed_everything
@@ -299,7 +299,10 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     corpus_fp = {"train": fingerprint(train_sents), "dev": fingerprint(dev_sents)}
     for split, digest in corpus_fp.items():  # raises on every rank alike: no agree() around it
         group.check_same(f"{split} sentences", digest)
-    bundle = group.agree(lambda: build_bundle(config, train_sents, corpus.labels, corpus.scheme, reporter))
+    labels, unseen = trained_labels(corpus, train_sents)
+    if unseen:
+        notes.append(unseen)
+    bundle = group.agree(lambda: build_bundle(config, train_sents, labels, corpus.scheme, reporter))
     where = torch_device(device)
     _describe(bundle, config, corpus_info, group, where)
     for note in notes:
