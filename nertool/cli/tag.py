@@ -102,7 +102,9 @@ def tag_cmd(
 def _progress(jobs):
     """One bar over the bytes of all inputs, with tokens/s and the time left (on a terminal);
     yields ``advance(job) -> callback(bytes_read, tokens)``."""
-    total = sum(Path(j.source).stat().st_size for j in jobs if j.source != "-")
+    from nertool.tag.bulk import input_bytes
+
+    total = input_bytes(jobs)
     if not (err.is_terminal and total):
         yield lambda job: None
         return
@@ -121,7 +123,7 @@ def _progress(jobs):
 
         def advance(job):
             base = state["done"]
-            state["done"] += Path(job.source).stat().st_size if job.source != "-" else 0
+            state["done"] += input_bytes([job])
 
             def cb(pos, tokens):
                 state["tokens"] += tokens

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
 
 from nertool.config import Config
 
@@ -60,9 +59,3 @@ def learned_nothing(gold: list[list[str]], pred: list[list[str]]) -> str | None:
     if len(gold_types) > 1 and len(pred_types) == 1:
         return f"the best model predicts one type only on dev ({next(iter(pred_types))}, of {len(gold_types)}); {advice}"
     return None
-
-
-def describe(config: Config, n_train: int, world: int = 1) -> dict[str, Any]:
-    steps = max(1, math.ceil(n_train / (config.train.batch_size * world)))
-    return {"batch_size": config.train.batch_size, "epochs": config.train.epochs, "steps_per_epoch": steps,
-            "updates": steps * config.train.epochs}

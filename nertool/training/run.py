@@ -25,10 +25,11 @@ def run_training(corpus: str, dev: Path | None, test: Path | None, config: Confi
     try:
         c = group.agree(lambda: load_corpus(corpus, dev, test, config.data))  # bad input on any rank stops all, now
         report = reporter(group.is_main) or SilentReporter()
+        sizes = {k: len(v) for k, v in c.splits.items()}
         if group.is_main:
-            _describe(c, config, resume, group, report)
+            _describe(c, sizes, config, resume, group, report)
         info = {"train": corpus, "dev": str(dev) if dev else None, "test": str(test) if test else None,
-                "sentences": {k: len(v) for k, v in c.splits.items()}, "scheme": c.scheme}
+                "sentences": sizes, "scheme": c.scheme}
         try:
             result = train(c, config, out, report, corpus_info=info, resume=resume or auto_resume,
                            device=rank_device(group, device), force=force, group=group)
@@ -40,10 +41,9 @@ def run_training(corpus: str, dev: Path | None, test: Path | None, config: Confi
     return result if group.is_main else None
 
 
-def _describe(c, config: Config, resume: bool, group, report: Reporter) -> None:
+def _describe(c, sizes: dict[str, int], config: Config, resume: bool, group, report: Reporter) -> None:
     if not resume and "dev" not in c.splits and not config.train.dev_fraction:
         report.message("warning: no --dev set: nothing selects the best epoch or stops early; the last epoch's "
                        "model is kept (--dev-fraction 0.1 holds out a tenth of train as dev)")
-    sizes = {k: len(v) for k, v in c.splits.items()}
     where = f", {group.world} processes ({group.backend})" if group.distributed else ""
     report.message(f"corpus: {sizes} sentences, scheme {c.scheme}, {len(c.labels)} labels{where}")
