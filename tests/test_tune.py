@@ -76,3 +76,36 @@ def test_a_tune_killed_mid_trial_resumes_with_every_finished_trial(tmp_path):
     assert (out / "tune.png").read_bytes()[:4] == b"\x89PNG"
     tagged = run_cli("tag", out / "best", "-", stdin="Anna Berg visited Oslo .\n")
     assert tagged.returncode == 0 and '"tags"' in tagged.stdout
+
+
+def test_trials_train_on_a_seeded_sample_in_order():
+    from nertool.data.conll import load_corpus
+    from nertool.training.tune import trial_corpus
+
+    corpus = load_corpus(str(SAMPLE / "train.conll"), str(SAMPLE / "dev.conll"))
+    full = corpus.sentences("train")
+    cut = trial_corpus(corpus, 40, 42)
+    sample = cut.sentences("train")
+    assert len(sample) == 40 and cut.sentences("dev") == corpus.sentences("dev")
+    rest = iter(full)
+    assert all(any(s == t for t in rest) for s in sample)  # a subsequence: the corpus's order kept
+    assert trial_corpus(corpus, 40, 42).sentences("train") == sample  # the same seed, the same sample
+    assert trial_corpus(corpus, 0, 42) is corpus and trial_corpus(corpus, len(full), 42) is corpus
+
+
+def test_a_sampled_search_trains_the_best_settings_on_every_sentence(tmp_path):
+    from nertool.data.conll import load_corpus
+    from nertool.store.rundir import read_state
+    from nertool.training.state import fingerprint
+    from nertool.training.tune import trial_corpus, tune
+
+    lines = []
+    r = tune(str(SAMPLE / "train.conll"), str(SAMPLE / "dev.conll"), tmp_path / "t", 120,
+             Config().override({"train": {"epochs": 1}}), max_trials=1, trial_sentences=40, report=lines.append)
+    corpus = load_corpus(str(SAMPLE / "train.conll"))
+    trained_on = read_state(tmp_path / "t" / "best")["corpus"]["train"]
+    assert trained_on == fingerprint(corpus.sentences("train"))  # best/ learned from all 160 sentences
+    assert trained_on != fingerprint(trial_corpus(corpus, 40, 42).sentences("train"))
+    assert r.best_trial == 0 and any("on all 160 training sentences" in line for line in lines)
+    assert any(line.startswith("trial   0") for line in lines)  # --trials 1 runs one trial (it ran none)
+    assert not (tmp_path / "t" / "best.partial").exists()

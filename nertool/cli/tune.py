@@ -30,6 +30,7 @@ def tune_cmd(
     trials: Annotated[Optional[int], typer.Option(help="Stop after this many trials (default: only the budget).", min=1)] = None,
     pruner: Annotated[str, typer.Option(help="median or hyperband: how poor trials are stopped early.")] = "median",
     seed: Annotated[int, typer.Option(help="Seed of the sampler and of every trial's training.")] = 42,
+    trial_sentences: Annotated[int, typer.Option(help="Trials train on a seeded sample of at most this many training sentences (0: all); the best settings are then trained on all of them into OUT/best.", min=0)] = 3000,
 ):
     """Find the settings that suit a corpus within a time budget (Optuna: TPE sampling, pruning on
     each epoch's dev F1), then keep the best model in OUT/best.
@@ -45,7 +46,7 @@ def tune_cmd(
     if embeddings is not None:
         base = base.override({"model": {"embeddings": embeddings}})
     r = tune(corpus, str(dev), out, seconds, base, str(test) if test else None, workers, storage, trials, seed, pruner,
-             report=say)
+             report=say, trial_sentences=trial_sentences)
     t = Table(title=f"nertool tune: {out}", show_header=False)
     t.add_row("best trial", f"{r.best_trial} (dev F1 {100 * r.best_dev_f1:.2f}) -> {out / 'best'}")
     if r.test:
