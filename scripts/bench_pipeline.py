@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--skip-model", action="store_true", help="only the CLI timings")
     ap.add_argument("--ray", type=int, default=0, help="also time `--ray local --workers N` (JSONL shards)")
     ap.add_argument("--in-process", action="store_true", help="also time the in-process path (with --profile: profile it)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: the model's device, in process and in the CLI")
+    ap.add_argument("--corpus", type=Path, default=TEST, help="CoNLL file whose sentences make the text")
     args = ap.parse_args()
 
     from nertool.data.conll import read_conll
@@ -47,8 +49,8 @@ def main() -> None:
     from nertool.tag.tagger import Tagger
 
     torch.set_num_threads(args.threads)
-    tagger = Tagger.load(args.model, batch_size=args.batch_size)
-    lines = [" ".join(t) for t, _ in read_conll(TEST)]
+    tagger = Tagger.load(args.model, device=args.device, batch_size=args.batch_size)
+    lines = [" ".join(t) for t, _ in read_conll(args.corpus)]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.txt", Path(tmp) / "out.jsonl"
         size = 0
@@ -58,13 +60,15 @@ def main() -> None:
                     para = " ".join(lines[i : i + 8]) + "\n\n"
                     f.write(para)
                     size += len(para.encode())
-        print(f"model {args.model}, threads {args.threads}, input {size / 2**20:.1f} MB, torch {torch.__version__}")
+        print(f"model {args.model}, device {args.device}, threads {args.threads}, input {size / 2**20:.1f} MB, "
+              f"torch {torch.__version__}, {os.cpu_count()} CPUs")
 
         with src.open("rb") as stream:
             n_tok = sum(len(s) for d in read_documents(stream, str(src), "text") for s in d.sentences)
         if args.workers:
             for w in map(int, args.workers.split(",")):
-                _time_cli(args.model, src, Path(tmp) / f"w{w}.jsonl", w, args.threads, n_tok, size)
+                _time_cli(args.model, src, Path(tmp) / f"w{w}.jsonl", w, args.threads, n_tok, size,
+                          ["--device", args.device] if args.device != "cpu" else [])
         if args.ray:
             _time_cli(args.model, src, Path(tmp) / "ray.jsonl", args.ray, args.threads, n_tok, size, ["--ray", "local"])
         if args.skip_model:
@@ -129,7 +133,7 @@ def _time_cli(model, src, dst, workers, threads, n_tok, size, extra=()) -> None:
     import threading
 
     cmd = [sys.executable, "-m", "nertool", "tag", model, str(src), "-o", str(dst), "--workers", str(workers), *extra]
-    if workers == 1 and not extra:
+    if workers == 1 and "--ray" not in extra:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
@@ -146,7 +150,7 @@ def _time_cli(model, src, dst, workers, threads, n_tok, size, extra=()) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed")
     wall = time.perf_counter() - t0
     sampler.join()
-    print(f"nertool tag {' '.join(extra) + ' ' if extra else ''}--workers {workers}{f' --threads {threads}' if workers == 1 and not extra else ''}: "
+    print(f"nertool tag {' '.join(extra) + ' ' if extra else ''}--workers {workers}{f' --threads {threads}' if workers == 1 and '--ray' not in extra else ''}: "
           f"{n_tok / wall:,.0f} tokens/s, {size / 2**20 / wall:.2f} MB/s ({wall:.1f}s wall, process start and "
           f"model loading included); peak RSS of all its processes {peak[0]:,.0f} MB", flush=True)
 
