@@ -116,7 +116,7 @@ def test_forward_backward_exact_at_large_score_gaps(gap):
     start, end = torch.randn(k, generator=g), torch.randn(k, generator=g)
     trans = torch.randn(k, k, generator=g) * gap / 10
     mask = torch.ones(1, n, dtype=torch.bool)
-    _, _, log_z = forward_backward(em, mask, start, end, trans)
+    _, _, _, log_z = forward_backward(em, mask, start, end, trans)
     want_z, want_m = _brute_log_z_and_marginals(em[0], start, end, trans)
     assert log_z.item() == pytest.approx(want_z, rel=1e-5, abs=1e-3)
     got = marginals(em, mask, start, end, trans)[0]
@@ -133,7 +133,7 @@ def test_no_possible_path_gives_minus_infinity_not_nan():
     end = torch.full((k,), float("-inf"))  # no tag may end a sentence
     trans = torch.zeros(k, k)
     mask = torch.ones(1, n, dtype=torch.bool)
-    alpha, beta, log_z = forward_backward(em, mask, start, end, trans)
+    alpha, beta, _, log_z = forward_backward(em, mask, start, end, trans)
     assert log_z.item() == float("-inf") and not torch.isnan(alpha).any() and not torch.isnan(beta).any()
     m = marginals(em, mask, start, end, trans)
     assert not torch.isnan(m).any() and (m == 0).all()

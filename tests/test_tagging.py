@@ -83,7 +83,7 @@ def test_marginals_and_nbest_equal_brute_force(seed):
     start, end, trans = start + bs, end + be, trans + bt
     mask = torch.arange(t).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     marg = marginals(em, mask, start, end, trans)
-    _, _, log_z = forward_backward(em, mask, start, end, trans)
+    _, _, _, log_z = forward_backward(em, mask, start, end, trans)
     top_tags, top_scores = nbest_viterbi(em, mask, start, end, trans, 3)
     for b, n in enumerate(lengths):
         allowed = lambda p: is_valid([LABELS[i] for i in p], "BIOES")  # noqa: E731

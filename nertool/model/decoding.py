@@ -25,18 +25,35 @@ def constraint_bias(scheme: str, labels: Sequence[str]) -> tuple[torch.Tensor, t
     return bias(start), bias(end), bias(trans)
 
 
+def _work(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the precision the recursions run in: float64 stays, anything else (float16,
+    bfloat16, float32) becomes float32."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def forbid(transitions: torch.Tensor) -> torch.Tensor:
+    """Scores with every ``NEG``-biased (forbidden) entry made ``-inf``, so that no forbidden
+    path keeps even a vanishing share of the probability, whatever the sentence's length."""
+    return transitions.masked_fill(transitions <= -5000.0, float("-inf"))  # NEG / 2
+
+
 def viterbi(
     emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best tag sequence of every sentence in the batch.
 
     emissions: (batch, seq_len, num_tags); mask: (batch, seq_len) bool, first column all True.
-    Returns ``(tags, scores)``: (batch, seq_len) long, (batch,) float. Tags past a sentence's
-    length are undefined.
+    Returns ``(tags, scores)``: (batch, seq_len) long, (batch,) float64 (the best path's score).
+    Tags past a sentence's length are undefined. Any float dtype in; float32 (float64 for
+    float64) inside, each step's scores shifted by their maximum so that rounding does not grow
+    with the length.
     """
+    emissions = _work(emissions)
+    start, end, transitions = start.to(emissions.dtype), end.to(emissions.dtype), transitions.to(emissions.dtype)
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
     score = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
+    offset = torch.zeros(batch, dtype=torch.float64, device=emissions.device)  # the shifts taken out
     history: list[torch.Tensor] = []
     trans = transitions.unsqueeze(0)  # shape: (1, num_tags, num_tags)
     for t in range(1, seq_len):
@@ -44,7 +61,10 @@ def viterbi(
         nxt = score.unsqueeze(2) + trans
         best, idx = nxt.max(1)  # shape: (batch, num_tags) each
         best = best + emissions[:, t]
-        score = torch.where(mask[:, t].unsqueeze(1), best, score)
+        shift = best.amax(1, keepdim=True).clamp(min=-1e30)  # shape: (batch, 1)
+        keep = mask[:, t].unsqueeze(1)
+        score = torch.where(keep, best - shift, score)
+        offset = offset + torch.where(keep[:, 0], shift[:, 0], torch.zeros_like(shift[:, 0])).double()
         history.append(idx)
     score = score + end.unsqueeze(0)
     best_score, last = score.max(1)  # shape: (batch,)
@@ -55,10 +75,7 @@ def viterbi(
         prev = history[t].gather(1, cur.unsqueeze(1)).squeeze(1)  # shape: (batch,)
         cur = torch.where(lengths > t + 1, prev, cur)
         tags[:, t] = cur
-    return tags, best_score
-
-
-TINY = 1e-30  # a scaled sum below this may have lost its mass to underflow: recompute it exactly
+    return tags, best_score.double() + offset
 
 
 def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch.Tensor) -> torch.Tensor:
@@ -73,7 +90,7 @@ def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch
     m = x.amax(2, keepdim=True).clamp(min=-1e30)  # shape: (2, batch, 1); a row of -inf stays -inf below
     s = torch.bmm(torch.exp(x - m), exp_mats)  # shape: (2, batch, num_tags)
     out = torch.log(s).add_(m).add_(t_max)
-    tiny = s < TINY
+    tiny = s < 1e-30
     if bool(tiny.any()):
         rows = tiny.any(2).nonzero()  # shape: (n, 2): direction, sentence
         d, r = rows[:, 0], rows[:, 1]
@@ -81,20 +98,43 @@ def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch
     return out
 
 
+def _normalised(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y - c, c)`` with ``c = logsumexp(y)`` over the last dimension; a row of ``-inf`` (no
+    path) stays ``-inf`` with ``c`` 0, never NaN. y: (..., num_tags); c: (..., 1)."""
+    c = torch.logsumexp(y, dim=-1, keepdim=True)
+    c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+    return y - c, c
+
+
+def _shifted(emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Emissions less each position's maximum, and the sum of those maxima over each sentence's
+    real tokens in float64: (batch, seq_len, num_tags), (batch,). The recursions then add numbers
+    near zero, so a score gap of 10,000 costs no precision in float32."""
+    top = emissions.amax(2, keepdim=True)  # shape: (batch, seq_len, 1)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = torch.where(mask, top[:, :, 0], torch.zeros_like(top[:, :, 0])).double().sum(1)
+    return emissions - top, total
+
+
 def forward_backward(
     emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward and backward log-scores and the log partition function.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised forward and backward log-scores, their log scales, and the log partition function.
 
-    Returns ``(alpha, beta, log_z)``: (batch, seq_len, num_tags) twice and (batch,).
-    ``alpha[b, t, j]`` sums the paths over positions ``0..t`` ending in ``j`` (emission at ``t``
-    included); ``beta[b, t, j]`` sums the continuations after ``t`` from ``j`` to the end (end
-    score included). Token marginals are ``exp(alpha + beta - log_z)`` (see :func:`safe_log_z`).
-    Exact whatever the gaps between scores (every step is a logsumexp, computed by a rescaled
-    matrix product where that loses nothing); where no path exists (every one forbidden by
-    ``-inf`` scores) the result is ``-inf``, never NaN. The two recursions run side by side,
-    one step of each per batched operation.
+    Returns ``(alpha, beta, scale, log_z)``: (batch, seq_len, num_tags) twice, (batch, seq_len)
+    float64 and (batch,) float64. The true forward score (paths over ``0..t`` ending in ``j``,
+    emission at ``t`` included) is ``alpha[b, t, j]`` plus a per-position constant, and so is the
+    true backward score (continuations after ``t`` from ``j``, end score included) with ``beta``;
+    each is normalised to ``logsumexp == 0`` at every position, so token marginals are
+    ``softmax(alpha + beta)`` over the tags, exact at any length (see :func:`posteriors`).
+    ``scale[b, t]`` is the log of the backward score's constant at ``t``: a span's probability needs
+    its differences (:func:`span_marginals`). Every step is a logsumexp (a rescaled matrix product
+    where that loses nothing), so any score gap is exact; where no path exists the result is
+    ``-inf`` (``log_z``) and zero marginals, never NaN. Any float dtype in; float32 inside
+    (float64 for float64).
     """
+    emissions, shift = _shifted(_work(emissions), mask)
+    start, end, transitions = start.to(emissions.dtype), end.to(emissions.dtype), transitions.to(emissions.dtype)
     batch, seq_len, num_tags = emissions.shape
     lengths = mask.long().sum(1)  # shape: (batch,)
     t_max = float(transitions.max())
@@ -105,26 +145,37 @@ def forward_backward(
     alive = mask.unsqueeze(2)  # shape: (batch, seq_len, 1): alpha moves on at real tokens
     # beta at position u comes from u + 1 where the sentence goes on past u
     goes_on = (lengths.view(-1, 1) > torch.arange(1, seq_len + 1, device=lengths.device)).unsqueeze(2)
-    a = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
-    last = end.unsqueeze(0).expand(batch, num_tags)
-    b = last
-    alphas, betas = [a], [b]
+    a, a_log = _normalised(start.unsqueeze(0) + emissions[:, 0])  # shape: (batch, num_tags), (batch, 1)
+    last, last_log = _normalised(end.unsqueeze(0).expand(batch, num_tags))
+    b, b_log = last, last_log
+    alphas, betas, b_logs = [a], [b], [b_log.double()]
+    a_total = a_log.double()  # shape: (batch, 1): the log of alpha's constant so far
     for t in range(1, seq_len):
         u = seq_len - 1 - t  # the backward recursion's position in the same step
         y = _log_step(torch.stack([a, emissions[:, u + 1] + b]), exp_mats, t_max, mats)
-        a = torch.where(alive[:, t], y[0] + emissions[:, t], a)
-        b = torch.where(goes_on[:, u], y[1], last)
+        ya, ca = _normalised(y[0] + emissions[:, t])
+        yb, cb = _normalised(y[1])
+        a = torch.where(alive[:, t], ya, a)
+        a_total = a_total + torch.where(alive[:, t], ca, torch.zeros_like(ca)).double()
+        b = torch.where(goes_on[:, u], yb, last)
+        b_log = torch.where(goes_on[:, u], b_logs[-1] + cb.double(), last_log.double())
         alphas.append(a)
         betas.append(b)
-    log_z = torch.logsumexp(a + end.unsqueeze(0), dim=1)  # shape: (batch,)
+        b_logs.append(b_log)
+    log_z = shift + a_total[:, 0] + last_log[:, 0].double() + torch.logsumexp(a + last, dim=1).double()
     betas.reverse()
-    return torch.stack(alphas, 1), torch.stack(betas, 1), log_z
+    b_logs.reverse()
+    return torch.stack(alphas, 1), torch.stack(betas, 1), torch.cat(b_logs, 1), log_z
 
 
-def safe_log_z(log_z: torch.Tensor) -> torch.Tensor:
-    """``log_z`` with ``-inf`` (no path at all) replaced by 0, to normalise by: the marginals of
-    such a sentence then come out as ``exp(-inf) = 0`` instead of NaN."""
-    return torch.where(torch.isfinite(log_z), log_z, torch.zeros_like(log_z))
+def posteriors(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token marginals from :func:`forward_backward`'s normalised scores, (batch, seq_len,
+    num_tags): each position's ``softmax(alpha + beta)``, zero past each sentence's end and where no
+    path exists."""
+    joint = alpha + beta
+    c = torch.logsumexp(joint, dim=2, keepdim=True)
+    c = torch.where(torch.isfinite(c), c, torch.full_like(c, float("inf")))  # no path: exp(-inf) = 0
+    return torch.exp(joint - c) * mask.unsqueeze(2).to(joint.dtype)
 
 
 def marginals(
@@ -132,16 +183,32 @@ def marginals(
 ) -> torch.Tensor:
     """Posterior probability of every tag at every position, (batch, seq_len, num_tags);
     zero past each sentence's end."""
-    alpha, beta, log_z = forward_backward(emissions, mask, start, end, transitions)
-    p = torch.exp(alpha + beta - safe_log_z(log_z).view(-1, 1, 1))
-    return p * mask.unsqueeze(2).to(p.dtype)
+    alpha, beta, _, _ = forward_backward(emissions, mask, start, end, transitions)
+    return posteriors(alpha, beta, mask)
+
+
+def path_scores(
+    emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor,
+    tags: torch.Tensor,
+) -> torch.Tensor:
+    """The score of given tag sequences, summed in float64 (exact at any length).
+    tags: (batch, k, seq_len); returns (batch, k)."""
+    em, lengths = emissions.double(), mask.long().sum(1)  # shape: (batch,)
+    batch, k, seq_len = tags.shape
+    e = em.unsqueeze(1).expand(batch, k, seq_len, em.shape[2]).gather(3, tags.unsqueeze(3)).squeeze(3)
+    tr = transitions.double()[tags[:, :, :-1], tags[:, :, 1:]]  # shape: (batch, k, seq_len - 1)
+    real = mask.unsqueeze(1)  # shape: (batch, 1, seq_len)
+    inc = torch.where(real, e, torch.zeros_like(e))
+    inc[:, :, 1:] += torch.where(mask[:, 1:].unsqueeze(1), tr, torch.zeros_like(tr))
+    last = tags.gather(2, (lengths - 1).view(batch, 1, 1).expand(batch, k, 1)).squeeze(2)  # shape: (batch, k)
+    return start.double()[tags[:, :, 0]] + inc.sum(2) + end.double()[last]
 
 
 def span_marginals(
     emissions: torch.Tensor,
     alpha: torch.Tensor,
     beta: torch.Tensor,
-    log_z: torch.Tensor,
+    scale: torch.Tensor,
     tags: torch.Tensor,
     spans: torch.Tensor,
     lengths: torch.Tensor,
@@ -151,27 +218,33 @@ def span_marginals(
     """Probability that each span's tokens carry exactly their labels in ``tags`` and that the
     chunk ends there.
 
-    emissions: (batch, seq_len, num_tags); alpha, beta, log_z from :func:`forward_backward`;
+    emissions: (batch, seq_len, num_tags); alpha, beta, scale from :func:`forward_backward`;
     tags: (batch, seq_len) the decoded path; spans: (n, 3) rows ``(sentence, start, end)`` with
     ``end`` exclusive; lengths: (batch,); continuations: (num_tags,) from
     :func:`nertool.data.tags.continuations` (-1: no label extends a chunk ending in this one).
     Returns (n,) probabilities in [0, 1]: alpha at the first token, the path inside, beta at the
-    last, normalised; minus the paths that carry the chunk on past its end (IOB schemes).
+    last, normalised at the first token; minus the paths that carry the chunk on past its end (IOB
+    schemes). Sums along the span run in float64, so a span deep in a long sentence is as exact as
+    one at its start.
     """
+    emissions = _work(emissions).double()
+    emissions = emissions - emissions.amax(2, keepdim=True).clamp(min=-1e300)  # as forward_backward shifts them
+    alpha, beta, transitions = alpha.double(), beta.double(), transitions.double()
     # path score increments along the decoded path, shape: (batch, seq_len)
     inc = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
     inc[:, 1:] += transitions[tags[:, :-1], tags[:, 1:]]
     cum = inc.cumsum(1)
     r, a, e = spans[:, 0], spans[:, 1], spans[:, 2]  # shape: (n,) each
     first, last = tags[r, a], tags[r, e - 1]
-    path = alpha[r, a, first] + cum[r, e - 1] - cum[r, a]
-    log_z = safe_log_z(log_z)
-    p = torch.exp(path + beta[r, e - 1, last] - log_z[r])
+    norm = torch.logsumexp(alpha[r, a] + beta[r, a], dim=1)  # shape: (n,): log_z at the first token
+    base = alpha[r, a, first] + cum[r, e - 1] - cum[r, a] - norm - scale[r, a]
+    p = torch.exp(base + beta[r, e - 1, last] + scale[r, e - 1])
     cont = continuations[last]  # shape: (n,)
     ok = (cont >= 0) & (e < lengths[r])
     c, nxt = cont.clamp(min=0), e.clamp(max=emissions.shape[1] - 1)
-    extend = torch.exp(path + transitions[last, c] + emissions[r, nxt, c] + beta[r, nxt, c] - log_z[r])
+    extend = torch.exp(base + transitions[last, c] + emissions[r, nxt, c] + beta[r, nxt, c] + scale[r, nxt])
     p = p - torch.where(ok, extend, torch.zeros_like(extend))
+    p = torch.where(torch.isfinite(norm), p, torch.zeros_like(p))  # no path at all
     return p.clamp(0.0, 1.0)
 
 
@@ -180,37 +253,42 @@ def nbest_viterbi(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` best tag sequences of every sentence, best first.
 
-    Returns ``(tags, scores)``: (batch, k, seq_len) and (batch, k). A sentence with fewer than
-    ``k`` sequences pads with score ``-inf``.
+    Returns ``(tags, scores)``: (batch, k, seq_len) and (batch, k) float64, each sequence's score
+    summed exactly (:func:`path_scores`). A sentence with fewer than ``k`` possible sequences pads
+    with score ``-inf``. Any float dtype in; float32 inside (float64 for float64), each step's
+    scores shifted by their maximum.
     """
-    batch, seq_len, num_tags = emissions.shape
+    work = _work(emissions)
+    start_w, end_w, trans_w = start.to(work.dtype), end.to(work.dtype), transitions.to(work.dtype)
+    batch, seq_len, num_tags = work.shape
     neg_inf = float("-inf")
     # score[b, j, r]: r-th best score of a prefix ending in tag j
-    score = torch.full((batch, num_tags, k), neg_inf, device=emissions.device, dtype=emissions.dtype)
-    score[:, :, 0] = start.unsqueeze(0) + emissions[:, 0]
+    score = torch.full((batch, num_tags, k), neg_inf, device=work.device, dtype=work.dtype)
+    score[:, :, 0] = start_w.unsqueeze(0) + work[:, 0]
     history: list[torch.Tensor] = []
+    # on padded steps, point each (tag, rank) back at itself
+    ident = (torch.arange(num_tags, device=work.device).view(1, num_tags, 1) * k
+             + torch.arange(k, device=work.device).view(1, 1, k)).expand(batch, num_tags, k).to(torch.int32)
     for t in range(1, seq_len):
         # shape: (batch, prev_tag, rank, next_tag) -> (batch, prev_tag * rank, next_tag)
-        cand = (score.unsqueeze(3) + transitions.view(1, num_tags, 1, num_tags)).reshape(batch, num_tags * k, num_tags)
+        cand = (score.unsqueeze(3) + trans_w.view(1, num_tags, 1, num_tags)).reshape(batch, num_tags * k, num_tags)
         best, idx = cand.topk(k, dim=1)  # shape: (batch, k, next_tag)
-        best = best.transpose(1, 2) + emissions[:, t].unsqueeze(2)  # shape: (batch, next_tag, k)
-        idx = idx.transpose(1, 2)  # shape: (batch, next_tag, k), flat (prev_tag * k + rank)
+        best = best.transpose(1, 2) + work[:, t].unsqueeze(2)  # shape: (batch, next_tag, k)
+        best = best - best.amax(dim=(1, 2), keepdim=True).clamp(min=-1e30)
+        idx = idx.transpose(1, 2).to(torch.int32)  # shape: (batch, next_tag, k), flat (prev_tag * k + rank)
         keep = mask[:, t].view(batch, 1, 1)
         score = torch.where(keep, best, score)
-        # on padded steps, point each (tag, rank) back at itself
-        ident = (torch.arange(num_tags, device=emissions.device).view(1, num_tags, 1) * k
-                 + torch.arange(k, device=emissions.device).view(1, 1, k)).expand(batch, num_tags, k)
         history.append(torch.where(keep, idx, ident))
-    final = (score + end.view(1, num_tags, 1)).reshape(batch, num_tags * k)
+    final = (score + end_w.view(1, num_tags, 1)).reshape(batch, num_tags * k)
     top, flat = final.topk(min(k, num_tags * k), dim=1)  # shape: (batch, k)
-    tags = torch.zeros(batch, k, seq_len, dtype=torch.long, device=emissions.device)
+    tags = torch.zeros(batch, k, seq_len, dtype=torch.long, device=work.device)
     cur = flat  # flat (tag * k + rank) at the last position
     tags[:, :, seq_len - 1] = torch.div(cur, k, rounding_mode="floor")
     for t in range(seq_len - 2, -1, -1):
-        prev = history[t].reshape(batch, num_tags * k).gather(1, cur)
-        cur = prev
+        cur = history[t].reshape(batch, num_tags * k).gather(1, cur).long()
         tags[:, :, t] = torch.div(cur, k, rounding_mode="floor")
-    return tags, top
+    exact = path_scores(emissions, mask, start, end, transitions, tags)
+    return tags, torch.where(torch.isfinite(top), exact, torch.full_like(exact, neg_inf))
 
 
 def type_consistency(

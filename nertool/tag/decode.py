@@ -3,16 +3,16 @@ CRF span and token marginals, per-label posteriors and the n-best sequences. The
 the worker engines and Ray all reach it through :meth:`nertool.tag.tagger.Tagger.tag_sentences`."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from nertool.data import tags as tagmod
 from nertool.model.decoding import (
+    forbid,
     forward_backward,
     nbest_viterbi,
-    safe_log_z,
+    posteriors,
     span_marginals,
     viterbi,
 )
@@ -33,7 +33,7 @@ class _Posteriors:
     token: list[list[float]]  # probability of each token's Viterbi tag, per row
     span: list[float] | None  # probability of each chunk, rows in order
     post: torch.Tensor  # shape: (batch, seq_len, num_tags)
-    log_z: torch.Tensor  # shape: (batch,)
+    log_z: torch.Tensor  # shape: (batch,) float64
 
 
 class Decoder:
@@ -41,8 +41,8 @@ class Decoder:
 
     def __init__(self, labels: list[str], scheme: str, internal: str, transitions, device: torch.device):
         self.scheme, self.internal = scheme, internal
-        start, end, trans = transitions
-        self.trans = (start.detach(), end.detach(), trans.detach())
+        # forbidden transitions as -inf: no forbidden path keeps any probability at any length
+        self.trans = tuple(forbid(t.detach().float()) for t in transitions)
         self._continue = torch.tensor(tagmod.continuations(labels, internal), device=device)
         self._parsed = [tagmod.split_tag(label) for label in labels] if scheme != "none" else []
         self._o = labels.index("O") if "O" in labels else -1  # a sentence of O tags has no chunks
@@ -53,7 +53,8 @@ class Decoder:
 
     def decode(self, em: torch.Tensor, mask: torch.Tensor, opts: TagOptions) -> list[SentenceResult]:
         """Results for each row of a batch. ``em``: (batch, seq_len, num_tags) tag scores (document
-        context already added); ``mask``: (batch, seq_len) bool."""
+        context already added), any float dtype; ``mask``: (batch, seq_len) bool."""
+        em = em.float()
         start, end, trans = self.trans
         best, _ = viterbi(em, mask, start, end, trans)  # shape: (batch, seq_len)
         lengths = mask.sum(1).tolist()
@@ -74,14 +75,13 @@ class Decoder:
 
     def _posteriors(self, em, mask, best, chunks) -> _Posteriors:
         start, end, trans = self.trans
-        alpha, beta, log_z = forward_backward(em, mask, start, end, trans)
-        log_z = safe_log_z(log_z)
-        post = torch.exp(alpha + beta - log_z.view(-1, 1, 1))  # shape: (batch, seq_len, num_tags)
-        token = post.gather(2, best.unsqueeze(2)).squeeze(2).tolist()
+        alpha, beta, scale, log_z = forward_backward(em, mask, start, end, trans)
+        post = posteriors(alpha, beta, mask)  # shape: (batch, seq_len, num_tags)
+        token = post.gather(2, best.unsqueeze(2)).squeeze(2).clamp(0.0, 1.0).tolist()
         spans = [(r, a, e) for r, cl in enumerate(chunks) for _, a, e in cl]
         span = None
         if spans:
-            span = span_marginals(em, alpha, beta, log_z, best, torch.tensor(spans, device=em.device),
+            span = span_marginals(em, alpha, beta, scale, best, torch.tensor(spans, device=em.device),
                                   mask.sum(1), trans, self._continue).tolist()
         return _Posteriors(token, span, post, log_z)
 
@@ -107,9 +107,12 @@ class Decoder:
 
     def _add_nbest(self, results, em, mask, log_z, lengths, k: int) -> None:
         start, end, trans = self.trans
-        tags, scores = nbest_viterbi(em, mask, start, end, trans, k)
-        rows, probs = tags.tolist(), torch.exp(scores - log_z.unsqueeze(1)).tolist()
+        tags, scores = nbest_viterbi(em, mask, start, end, trans, k)  # scores: float64, exact
+        valid = torch.isfinite(scores).tolist()  # -inf: fewer than k possible sequences
+        probs = torch.exp(scores - log_z.unsqueeze(1)).clamp(0.0, 1.0).tolist()
+        rows = tags.tolist()
         for r, res in enumerate(results):
             n = lengths[r]
-            res.nbest = [(self.out_tags(rows[r][j][:n]), probs[r][j]) for j in range(k)
-                         if probs[r][j] > 0 and not math.isnan(probs[r][j])]
+            # every possible sequence is kept: in a long sentence even the best one's probability
+            # can be below the smallest float64 (0.0), and it is still the best sequence
+            res.nbest = [(self.out_tags(rows[r][j][:n]), probs[r][j]) for j in range(k) if valid[r][j]]
