@@ -45,8 +45,8 @@ def viterbi(
     emissions: (batch, seq_len, num_tags); mask: (batch, seq_len) bool, first column all True.
     Returns ``(tags, scores)``: (batch, seq_len) long, (batch,) float64 (the best path's score).
     Tags past a sentence's length are undefined. Any float dtype in; float32 (float64 for
-    float64) inside, each step's scores shifted by their maximum so that rounding does not grow
-    with the length.
+    float64) inside, the scores shifted by their maximum every 32 steps so that rounding does not
+    grow with the length.
     """
     emissions = _work(emissions)
     start, end, transitions = start.to(emissions.dtype), end.to(emissions.dtype), transitions.to(emissions.dtype)
@@ -61,10 +61,12 @@ def viterbi(
         nxt = score.unsqueeze(2) + trans
         best, idx = nxt.max(1)  # shape: (batch, num_tags) each
         best = best + emissions[:, t]
-        shift = best.amax(1, keepdim=True).clamp(min=-1e30)  # shape: (batch, 1)
         keep = mask[:, t].unsqueeze(1)
-        score = torch.where(keep, best - shift, score)
-        offset = offset + torch.where(keep[:, 0], shift[:, 0], torch.zeros_like(shift[:, 0])).double()
+        if t % 32 == 0:  # every 32 steps, take the scores' maximum out (into float64)
+            shift = best.amax(1, keepdim=True).clamp(min=-1e30)  # shape: (batch, 1)
+            best = best - shift
+            offset = offset + torch.where(keep[:, 0], shift[:, 0], torch.zeros_like(shift[:, 0])).double()
+        score = torch.where(keep, best, score)
         history.append(idx)
     score = score + end.unsqueeze(0)
     best_score, last = score.max(1)  # shape: (batch,)
@@ -78,9 +80,11 @@ def viterbi(
     return tags, best_score.double() + offset
 
 
-def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch.Tensor) -> torch.Tensor:
-    """``logsumexp_i(x[d, :, i] + mats[d, i, j])`` for every ``d`` and ``j``: (2, batch, num_tags),
-    the forward (``d`` 0) and the backward (``d`` 1) step at once.
+def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logsumexp_i(x[d, :, i] + mats[d, i, j]) - m[d]`` for every ``d`` and ``j``, and ``m``, the
+    maximum of each row of ``x``: (2, batch, num_tags) and (2, batch, 1), the forward (``d`` 0)
+    and the backward (``d`` 1) step at once. Leaving ``m`` out keeps the scores near zero at any
+    length; the caller sums the ``m`` in float64.
 
     Fast path: one batched matrix product in probability space, ``x`` rescaled by its row maximum
     and the transitions by theirs (``exp_mats = exp(mats - t_max)``). Where a sum comes out tiny
@@ -88,21 +92,21 @@ def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch
     are redone exactly in log space.
     """
     m = x.amax(2, keepdim=True).clamp(min=-1e30)  # shape: (2, batch, 1); a row of -inf stays -inf below
-    s = torch.bmm(torch.exp(x - m), exp_mats)  # shape: (2, batch, num_tags)
-    out = torch.log(s).add_(m).add_(t_max)
+    shifted = x - m
+    s = torch.bmm(torch.exp(shifted), exp_mats)  # shape: (2, batch, num_tags)
+    out = torch.log(s).add_(t_max)
     tiny = s < 1e-30
     if bool(tiny.any()):
         rows = tiny.any(2).nonzero()  # shape: (n, 2): direction, sentence
         d, r = rows[:, 0], rows[:, 1]
-        out[d, r] = torch.logsumexp(x[d, r].unsqueeze(2) + mats[d], dim=1)
-    return out
+        out[d, r] = torch.logsumexp(shifted[d, r].unsqueeze(2) + mats[d], dim=1)
+    return out, m
 
 
 def _normalised(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y - c, c)`` with ``c = logsumexp(y)`` over the last dimension; a row of ``-inf`` (no
-    path) stays ``-inf`` with ``c`` 0, never NaN. y: (..., num_tags); c: (..., 1)."""
-    c = torch.logsumexp(y, dim=-1, keepdim=True)
-    c = torch.where(torch.isfinite(c), c, torch.zeros_like(c))
+    """``(y - c, c)`` with ``c`` the maximum over the last dimension (``-1e30`` for a row of
+    ``-inf``, which stays ``-inf``). y: (..., num_tags); c: (..., 1)."""
+    c = y.amax(-1, keepdim=True).clamp(min=-1e30)
     return y - c, c
 
 
@@ -125,7 +129,7 @@ def forward_backward(
     float64 and (batch,) float64. The true forward score (paths over ``0..t`` ending in ``j``,
     emission at ``t`` included) is ``alpha[b, t, j]`` plus a per-position constant, and so is the
     true backward score (continuations after ``t`` from ``j``, end score included) with ``beta``;
-    each is normalised to ``logsumexp == 0`` at every position, so token marginals are
+    each is kept near zero at every position (the shifts summed in float64), so token marginals are
     ``softmax(alpha + beta)`` over the tags, exact at any length (see :func:`posteriors`).
     ``scale[b, t]`` is the log of the backward score's constant at ``t``: a span's probability needs
     its differences (:func:`span_marginals`). Every step is a logsumexp (a rescaled matrix product
@@ -147,25 +151,26 @@ def forward_backward(
     goes_on = (lengths.view(-1, 1) > torch.arange(1, seq_len + 1, device=lengths.device)).unsqueeze(2)
     a, a_log = _normalised(start.unsqueeze(0) + emissions[:, 0])  # shape: (batch, num_tags), (batch, 1)
     last, last_log = _normalised(end.unsqueeze(0).expand(batch, num_tags))
-    b, b_log = last, last_log
-    alphas, betas, b_logs = [a], [b], [b_log.double()]
-    a_total = a_log.double()  # shape: (batch, 1): the log of alpha's constant so far
+    b = last
+    alphas, betas, a_logs, b_logs = [a], [b], [a_log], []
+    zero = torch.zeros_like(a_log)
     for t in range(1, seq_len):
         u = seq_len - 1 - t  # the backward recursion's position in the same step
-        y = _log_step(torch.stack([a, emissions[:, u + 1] + b]), exp_mats, t_max, mats)
-        ya, ca = _normalised(y[0] + emissions[:, t])
-        yb, cb = _normalised(y[1])
-        a = torch.where(alive[:, t], ya, a)
-        a_total = a_total + torch.where(alive[:, t], ca, torch.zeros_like(ca)).double()
-        b = torch.where(goes_on[:, u], yb, last)
-        b_log = torch.where(goes_on[:, u], b_logs[-1] + cb.double(), last_log.double())
+        y, m = _log_step(torch.stack([a, emissions[:, u + 1] + b]), exp_mats, t_max, mats)
+        a = torch.where(alive[:, t], y[0] + emissions[:, t], a)
+        b = torch.where(goes_on[:, u], y[1], last)
         alphas.append(a)
         betas.append(b)
-        b_logs.append(b_log)
-    log_z = shift + a_total[:, 0] + last_log[:, 0].double() + torch.logsumexp(a + last, dim=1).double()
+        a_logs.append(torch.where(alive[:, t], m[0], zero))
+        b_logs.append(torch.where(goes_on[:, u], m[1], zero))
     betas.reverse()
     b_logs.reverse()
-    return torch.stack(alphas, 1), torch.stack(betas, 1), torch.cat(b_logs, 1), log_z
+    b_logs.append(last_log)  # position seq_len - 1: the end scores alone
+    # the scales, summed in float64 once: beta's from the end back, alpha's in all
+    scale = torch.cat(b_logs, 1).double().flip(1).cumsum(1).flip(1)  # shape: (batch, seq_len)
+    a_total = torch.cat(a_logs, 1).double().sum(1)  # shape: (batch,)
+    log_z = shift + a_total + last_log[:, 0].double() + torch.logsumexp(a + last, dim=1).double()
+    return torch.stack(alphas, 1), torch.stack(betas, 1), scale, log_z
 
 
 def posteriors(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -274,7 +279,8 @@ def nbest_viterbi(
         cand = (score.unsqueeze(3) + trans_w.view(1, num_tags, 1, num_tags)).reshape(batch, num_tags * k, num_tags)
         best, idx = cand.topk(k, dim=1)  # shape: (batch, k, next_tag)
         best = best.transpose(1, 2) + work[:, t].unsqueeze(2)  # shape: (batch, next_tag, k)
-        best = best - best.amax(dim=(1, 2), keepdim=True).clamp(min=-1e30)
+        if t % 32 == 0:  # keep the scores near zero (the probabilities come from exact path scores)
+            best = best - best.amax(dim=(1, 2), keepdim=True).clamp(min=-1e30)
         idx = idx.transpose(1, 2).to(torch.int32)  # shape: (batch, next_tag, k), flat (prev_tag * k + rank)
         keep = mask[:, t].view(batch, 1, 1)
         score = torch.where(keep, best, score)
