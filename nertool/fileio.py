@@ -79,8 +79,58 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         raise
 
 
+LOCK = ".nertool.lock"  # the lock file of a directory in use (a run directory, a bulk output)
+
+
 def is_nonempty_dir(path: str | Path) -> bool:
-    return Path(path).is_dir() and any(Path(path).iterdir())
+    """True for a directory holding anything besides its lock file."""
+    return Path(path).is_dir() and any(p.name != LOCK for p in Path(path).iterdir())
+
+
+@contextlib.contextmanager
+def locked(directory: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` (created if absent) while the block runs; another
+    process asking for it gets a NertoolError naming the holder (its pid, command and start). The
+    lock is the kernel's (``flock``), so it goes with its process: a lock file left by a killed
+    process is taken over, not obeyed."""
+    import fcntl
+    import json
+    import sys
+    import time
+
+    from nertool.errors import NertoolError
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NertoolError(f"{directory}: exists and is not a directory; give a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise NertoolError(f"{directory}: cannot use this {what} ({e.strerror or e})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise NertoolError(f"{directory}: in use by {_holder(fd)}; wait for it to end or choose another "
+                               f"{what}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name if i == 0 else a
+                                                                       for i, a in enumerate(sys.argv)),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> str:
+    import json
+
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"process {info['pid']} ({info['command']}, since {info['since']})"
+    except (ValueError, KeyError, TypeError, OSError):
+        return "another process"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

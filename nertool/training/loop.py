@@ -3,6 +3,7 @@ then the hooks: evaluation and saving on the main process, or a pruner) and :fun
 Returns a :class:`TrainResult`; reports through a callback; never prints."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -18,7 +19,7 @@ from nertool import __version__
 from nertool.config import Config, TrainConfig
 from nertool.data.conll import Corpus, Sentence, load_corpus
 from nertool.errors import NertoolError
-from nertool.fileio import interrupts_deferred
+from nertool.fileio import interrupts_deferred, locked
 from nertool.model.encoding import Encoded, Encoder, length_buckets
 from nertool.model.network import BiLstmCrf
 from nertool.runtime import machine_record
@@ -275,10 +276,12 @@ def train(
     ``hooks`` run on rank 0 after each epoch's evaluation and may stop the run (a pruner, say)."""
     if not isinstance(corpus, Corpus):  # a DatasetDict, or a training file's path
         corpus = load_corpus(corpus, data=config.data)
-    run = start_run(corpus, config, Path(out_dir), reporter or SilentReporter(), corpus_info, resume, device,
-                    force, group)
-    stopped_by = train_while_improving(run, [keep_best, *hooks] if group.is_main else [])
-    return end_run(run, stopped_by)
+    # one training per run directory: a second one (a resume of a live run, a --force) is refused
+    with locked(out_dir, "--out run directory") if group.is_main else contextlib.nullcontext():
+        run = start_run(corpus, config, Path(out_dir), reporter or SilentReporter(), corpus_info, resume, device,
+                        force, group)
+        stopped_by = train_while_improving(run, [keep_best, *hooks] if group.is_main else [])
+        return end_run(run, stopped_by)
 
 
 def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, corpus_info: dict[str, Any] | None,
