@@ -46,3 +46,61 @@ def test_a_second_training_into_a_live_run_is_refused_and_a_killed_ones_lock_is_
     r = run_cli("train", SAMPLE / "train.conll", "--dev", SAMPLE / "dev.conll", "--out", out, "--force",
                 "--epochs", "1", "--threads", "1")
     assert r.returncode == 0, r.stderr  # ... and is taken over
+
+
+def _tag(tiny_model, *args):
+    return run_cli("tag", tiny_model, *map(str, args), "--no-scores")
+
+
+def test_inputs_of_one_name_in_different_folders_keep_apart(tiny_model, tmp_path):
+    for d, text in (("a", "Anna visited Oslo ."), ("b", "Berg left Paris .")):
+        (tmp_path / "d" / d).mkdir(parents=True)
+        (tmp_path / "d" / d / "x.txt").write_text(text + "\n", encoding="utf-8")
+    for inputs in ([tmp_path / "d/a/x.txt", tmp_path / "d/b/x.txt"], [f"{tmp_path}/d/**/x.txt"]):
+        out = tmp_path / f"out{len(inputs)}"
+        r = _tag(tiny_model, *inputs, "-o", out)
+        assert r.returncode == 0, r.stderr
+        a, b = (json.loads((out / d / "x.jsonl").read_text())["text"] for d in "ab")
+        assert (a, b) == ("Anna visited Oslo .", "Berg left Paris .")  # two outputs, none lost
+
+
+def test_two_inputs_for_one_output_are_refused_before_anything_is_written(tiny_model, tmp_path):
+    (tmp_path / "n.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    (tmp_path / "n.conll").write_text("Anna\nvisited\nOslo\n.\n", encoding="utf-8")
+    r = _tag(tiny_model, tmp_path / "n.txt", tmp_path / "n.conll", "-o", tmp_path / "out")
+    assert r.returncode == 2 and "n.conll" in r.stderr and "n.txt" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "n.jsonl").exists()
+
+
+def test_a_file_like_output_name_for_several_inputs_is_refused(tiny_model, tmp_path):
+    for n in "xy":
+        (tmp_path / f"{n}.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    r = _tag(tiny_model, tmp_path / "x.txt", tmp_path / "y.txt", "-o", tmp_path / "combined.jsonl")
+    assert r.returncode == 2 and "output directory" in r.stderr and not (tmp_path / "combined.jsonl").exists()
+
+
+def test_a_changed_input_is_tagged_again_and_outputs_are_never_inputs(tiny_model, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    (src / "b.txt").write_text("Berg left Paris .\n", encoding="utf-8")
+    out = src / "out"  # the output directory inside the input directory
+    assert _tag(tiny_model, src, "-o", out).returncode == 0
+    (out / ".a.jsonl.abcd1234.tmp").write_text("half", encoding="utf-8")  # left by a killed run
+    (src / "a.txt").write_text("Carl met Dora in Rome .\n", encoding="utf-8")  # same name, new text
+    os.utime(src / "b.txt")  # touched, not changed
+    r = _tag(tiny_model, src, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "a.jsonl").read_text())["text"] == "Carl met Dora in Rome ."
+    assert "skipping 1 input(s)" in r.stderr  # b: same bytes
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jsonl")) == ["a.jsonl", "b.jsonl"]
+    assert not list(out.glob("*.tmp"))
+    assert "tagged 1 input(s)" in r.stderr
+
+
+def test_a_second_bulk_run_into_a_busy_output_directory_is_refused(tiny_model, tmp_path):
+    (tmp_path / "a.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    with locked(tmp_path / "out", "output directory"):
+        r = _tag(tiny_model, tmp_path / "a.txt", tmp_path / "b.txt", "-o", tmp_path / "out")
+    assert r.returncode == 2 and f"in use by process {os.getpid()}" in r.stderr

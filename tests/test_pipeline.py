@@ -120,7 +120,7 @@ def test_many_inputs_killed_and_rerun_give_every_record_once(tiny_model, tmp_pat
     assert 1 <= len(done) < 8, "the kill must land mid-run"
     r = cli("tag", str(tiny_model), str(src), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "skipping" in r.stderr
+    assert "tagged" in r.stderr  # a finished output the killed run had no time to record is redone whole
     outputs = sorted(out.rglob("*.jsonl"))
     assert [o.relative_to(out) for o in outputs] == sorted(f.relative_to(src).with_suffix(".jsonl") for f in src.rglob("*.txt"))
     for o in outputs:
@@ -236,7 +236,7 @@ def test_ray_local_mode_records_equal_the_cli(tiny_model, tmp_path):
     out = tmp_path / "out"
     r = cli("tag", str(tiny_model), *files, "--ray", "local", "--workers", "2", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert sorted(f.name for f in out.iterdir()) == ["a.jsonl", "b.jsonl"]  # one output per input, as in-process
+    assert sorted(f.name for f in out.glob("*.jsonl")) == ["a.jsonl", "b.jsonl"]  # one output per input, as in-process
     got = [json.loads(l) for name in ("a.jsonl", "b.jsonl") for l in (out / name).read_text().splitlines()]
     key = lambda rec: (rec["path"], rec["doc"], rec["sentence"])  # noqa: E731
     assert sorted(map(key, got)) == sorted(map(key, expected)) and len(got) == 700

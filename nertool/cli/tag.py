@@ -12,6 +12,7 @@ import typer.core
 
 from nertool.cli.common import InputFormat, OutputFormat, err, user_errors
 from nertool.errors import BadLines
+from nertool.fileio import locked
 
 
 def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
@@ -85,14 +86,26 @@ def tag_cmd(
                       input_format=input_format.value, output_format=fmt.value, token_column=token_column,
                       encoding=encoding, skip_bad=skip_bad)
     jobs = bulk.plan(specs, output, fmt.value)
-    todo = bulk.pending(jobs, force)
-    if len(todo) < len(jobs):
-        err.print(f"skipping {len(jobs) - len(todo)} input(s) whose output exists (--force redoes them)", highlight=False)
-    if ray is None:
-        workers = workers or default_workers(bulk.input_bytes(todo))
-    bad = BadLines(skip=skip_bad)
-    with make_engine(model, opts, workers, device, threads, ray) as engine, _progress(todo) as advance:
-        bulk.run_jobs(engine, todo, bad, sys.stdout.buffer, advance)
+    into_dir = output is not None and any(j.target is not None and j.target != output for j in jobs)
+    with locked(output, "output directory") if into_dir else contextlib.nullcontext():
+        manifest = bulk.Manifest(output, f"{model} {sorted(opts.to_dict().items())}") if into_dir else None
+        todo = bulk.pending(jobs, force, manifest)
+        bulk.remove_stale_temporaries(todo)
+        if len(todo) < len(jobs):
+            err.print(f"skipping {len(jobs) - len(todo)} input(s) already tagged from the same input with the same "
+                      "settings (--force redoes them)", highlight=False)
+        if ray is None:
+            workers = workers or default_workers(bulk.input_bytes(todo))
+        bad = BadLines(skip=skip_bad)
+        t0 = time.monotonic()
+        with make_engine(model, opts, workers, device, threads, ray) as engine, _progress(todo) as advance:
+            tokens = bulk.run_jobs(engine, todo, bad, sys.stdout.buffer, advance,
+                                   done=manifest.record if manifest is not None else lambda job: None)
+        if manifest is not None:
+            manifest.save()
+    if output is not None:
+        seconds = time.monotonic() - t0
+        err.print(f"tagged {len(todo)} input(s), {tokens:,} tokens in {seconds:.1f} s -> {output}", highlight=False)
     if bad.count:
         err.print(f"[yellow]warning:[/] skipped {bad.count} bad line(s); the first: {bad.first}", highlight=False,
                   soft_wrap=True)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from nertool.errors import BadLines, NertoolError
-from nertool.fileio import atomic_write
+from nertool.fileio import atomic_write, atomic_write_text
 from nertool.tag.engines import Engine
 
 OUTPUT_SUFFIX = {"jsonl": ".jsonl", "docs": ".jsonl", "conll": ".conll", "inline": ".txt"}
 INPUT_SUFFIXES = (".txt", ".text", ".conll", ".iob", ".bio", ".jsonl", ".ndjson")
+MANIFEST = ".nertool-done.json"  # in an output directory: the finished outputs and their inputs' fingerprints
 
 
 @dataclass(frozen=True)
@@ -25,31 +30,44 @@ class Job:
     target: Path | None
 
 
-def expand_inputs(specs: list[str]) -> list[tuple[str, Path]]:
+def expand_inputs(specs: list[str], exclude: Path | None = None) -> list[tuple[str, Path]]:
     """``(input, path relative to the output directory)`` for each file named by ``specs``: a file
-    as given, a directory's files (recursively, known suffixes), a glob's matches; ``-`` is stdin."""
-    found: list[tuple[str, Path]] = []
+    as given, a directory's files (recursively, known suffixes), a glob's matches; ``-`` is stdin.
+    Relative paths start at the deepest folder that holds every input, so inputs of the same name
+    in different folders keep apart. Files under ``exclude`` (the output directory) are left out:
+    a rerun never reads its own outputs as inputs."""
+    found: list[tuple[str, Path]] = []  # (input, its root: the folder its relative path starts at)
+    skip = Path(os.path.abspath(exclude)) if exclude is not None else None
     for spec in specs:
         p = Path(spec)
         if spec == "-" or p.is_file():
-            found.append((spec, Path(p.name if spec != "-" else "stdin")))
+            found.append((spec, p.parent))
         elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
+                           and not _inside(f, skip))
             if not files:
                 raise NertoolError(f"{spec}: directory has no input files ({', '.join(INPUT_SUFFIXES)})")
-            found += [(str(f), f.relative_to(p)) for f in files]
+            found += [(str(f), p) for f in files]
         else:
             matches = sorted(glob.glob(spec, recursive=True))
             if not matches:
                 raise NertoolError(f"{spec}: no such file, directory or glob match")
-            found += [(m, Path(Path(m).name)) for m in matches if Path(m).is_file()]
-    return found
+            found += [(m, Path(m).parent) for m in matches if Path(m).is_file() and not _inside(Path(m), skip)]
+    roots = {os.path.abspath(root) for src, root in found if src != "-"}
+    top = Path(os.path.commonpath(sorted(roots))) if roots else None
+    return [(src, Path("stdin") if src == "-" else Path(os.path.abspath(src)).relative_to(top)) for src, _ in found]
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and Path(os.path.abspath(path)).is_relative_to(folder)
 
 
 def plan(specs: list[str], output: Path | None, fmt: str) -> list[Job]:
     """The jobs of a run: without ``output``, everything to stdout; with one input and an output
-    that is not a directory, that file; else one file per input inside the ``output`` directory."""
-    inputs = expand_inputs(specs)
+    that is not a directory, that file; else one file per input inside the ``output`` directory,
+    at the input's relative path. Two inputs that would write one output are refused, naming both,
+    before anything is written."""
+    inputs = expand_inputs(specs, exclude=output if output is not None and output.is_dir() else None)
     single = len(inputs) == 1 and not any(Path(s).is_dir() for s in specs)
     if output is None:
         jobs = [Job(src, None) for src, _ in inputs]
@@ -58,16 +76,99 @@ def plan(specs: list[str], output: Path | None, fmt: str) -> list[Job]:
     else:
         if output.exists() and not output.is_dir():
             raise NertoolError(f"{output}: exists and is not a directory; several inputs need an output directory")
+        if not output.exists() and output.suffix.lower() in set(OUTPUT_SUFFIX.values()):
+            raise NertoolError(f"{output}: {len(inputs)} inputs need an output directory, and this name looks "
+                               f"like a file; give a directory name (it is made) or tag one input at a time")
         jobs = [Job(src, output / rel.with_suffix(OUTPUT_SUFFIX[fmt])) for src, rel in inputs]
+    seen: dict[Path, str] = {}
     for job in jobs:
-        if job.target is not None and job.source != "-" and Path(job.source).resolve() == job.target.resolve():
+        if job.target is None:
+            continue
+        if job.source != "-" and Path(job.source).resolve() == job.target.resolve():
             raise NertoolError(f"{job.source}: the output would replace this input; choose another output")
+        if job.target in seen:
+            raise NertoolError(f"{seen[job.target]} and {job.source} would both be written to {job.target}; "
+                               "rename one, or tag them into different output directories")
+        seen[job.target] = job.source
     return jobs
 
 
-def pending(jobs: list[Job], force: bool) -> list[Job]:
-    """The jobs still to do: all with ``force`` or a single job; else those whose output is absent."""
-    return [j for j in jobs if force or j.target is None or not j.target.exists() or len(jobs) == 1]
+class Manifest:
+    """What a bulk run into an output directory has finished: each output with the fingerprint of
+    its input (size, modification time, SHA-256) and of the model and options, in ``MANIFEST``
+    there. A rerun skips an output only when its input and settings are unchanged."""
+
+    def __init__(self, directory: Path, settings: str):
+        self.path, self.settings = directory / MANIFEST, settings
+        self._saved = 0.0
+        try:
+            self.done: dict[str, dict] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.done = {}
+        self.seen: dict[str, dict] = {}
+
+    def key(self, job: Job) -> str:
+        return job.target.relative_to(self.path.parent).as_posix()
+
+    def fingerprint(self, job: Job) -> dict:
+        st = Path(job.source).stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "settings": self.settings}
+
+    def finished(self, job: Job) -> bool:
+        """True when ``job``'s output exists and was made from this very input with these settings."""
+        if job.source == "-" or job.target is None or not job.target.exists():
+            return False
+        now, before = self.fingerprint(job), self.done.get(self.key(job))
+        self.seen[self.key(job)] = now
+        if before is None or any(before.get(k) != now[k] for k in ("size", "settings")):
+            return False
+        if before.get("mtime_ns") == now["mtime_ns"]:
+            return True
+        now["sha256"] = _sha256(job.source)  # touched, maybe not changed
+        return before.get("sha256") == now["sha256"]
+
+    def record(self, job: Job) -> None:
+        """``job``'s output is complete: note its input (as it was when the run began)."""
+        if job.source == "-" or job.target is None:
+            return
+        fp = self.seen.get(self.key(job)) or self.fingerprint(job)
+        fp.setdefault("sha256", _sha256(job.source))
+        self.done[self.key(job)] = fp
+        if len(self.done) < 1000 or time.monotonic() - self._saved > 1.0:  # many small files: once a second
+            self.save()
+
+    def save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.done, indent=0, sort_keys=True) + "\n")
+        self._saved = time.monotonic()
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pending(jobs: list[Job], force: bool, manifest: Manifest | None = None) -> list[Job]:
+    """The jobs still to do: all with ``force``, a single job, or jobs without a manifest; else
+    those whose output the manifest does not show as made from the same input and settings."""
+    if force or len(jobs) == 1 or manifest is None:
+        return list(jobs)
+    return [j for j in jobs if not manifest.finished(j)]
+
+
+def remove_stale_temporaries(jobs: list[Job]) -> int:
+    """Delete the temporary files a killed run left beside these outputs (call it holding the
+    output directory's lock); returns how many."""
+    n = 0
+    for job in jobs:
+        if job.target is not None and job.target.parent.is_dir():
+            for tmp in job.target.parent.glob(f".{glob.escape(job.target.name)}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    n += 1
+    return n
 
 
 def input_bytes(jobs: list[Job]) -> int:
@@ -75,12 +176,13 @@ def input_bytes(jobs: list[Job]) -> int:
 
 
 def run_jobs(engine: Engine, jobs: list[Job], bad: BadLines, stdout: BinaryIO,
-             progress: Callable[[Job], Callable[[int, int], None] | None] = lambda job: None) -> int:
+             progress: Callable[[Job], Callable[[int, int], None] | None] = lambda job: None,
+             done: Callable[[Job], None] = lambda job: None) -> int:
     """Tag every job's input with ``engine``; each output is written atomically (standard output
     for a job without a target) and every job gets its output, empty or not. An input is read only
     once the output before it is complete, so a bad input stops the run with every earlier output
     whole. ``progress(job)`` gives the callback ``(bytes_read, tokens)`` of that job. Returns the
-    number of tokens tagged."""
+    number of tokens tagged. ``done(job)`` is called once each output is complete."""
     stream = engine.run([j.source for j in jobs], bad)
     pending = next(stream, None)
     tokens = 0
@@ -94,6 +196,7 @@ def run_jobs(engine: Engine, jobs: list[Job], bad: BadLines, stdout: BinaryIO,
                 if report is not None:
                     report(pos, n)
                 pending = next(stream, None)
+        done(job)
         if pending is not None and pending[0] == k:  # the input's end: read the next one only now
             pending = next(stream, None)
     return tokens
