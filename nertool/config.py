@@ -90,6 +90,23 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> None:
         raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
 
 
+def _at_most(section: str, obj: Any, limits: dict[str, float]) -> None:
+    """Upper bounds: a value past them is a typo or a slip of a digit (``hidden_size = 100000``), and
+    would otherwise fail deep inside torch or fill the memory."""
+    for name, high in limits.items():
+        v = getattr(obj, name)
+        if isinstance(v, (int, float)) and not v <= high:
+            raise ConfigError(f"{section}.{name} must be at most {high:,}, got {v!r}")
+
+
+# sizes far above any published Bi-LSTM-CRF (NCRF++, flair: up to 1,024 units, 2 to 3 layers)
+MODEL_LIMITS = {"word_dim": 4096, "char_dim": 1024, "char_hidden": 2048, "char_kernel": 15, "max_word_chars": 1000,
+                "hidden_size": 4096, "num_layers": 16, "attention_heads": 64, "attention_window": 1_000_000}
+TRAIN_LIMITS = {"batch_size": 1_000_000, "eval_batch_size": 1_000_000, "epochs": 1_000_000, "patience": 1_000_000,
+                "min_updates": 10**12, "threads": 4096, "average_last": 1_000_000, "max_minutes": 10**9, "lr": 1e6,
+                "clip": 1e12, "seed": 2**63 - 1}
+
+
 @dataclass(frozen=True)
 class DataConfig(_Strict):
     section = "data"
@@ -157,6 +174,7 @@ class ModelConfig(_Strict):
             raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
         for name in ("word_dim", "char_dim", "char_hidden", "char_kernel", "max_word_chars", "hidden_size", "num_layers"):
             _positive(f"model.{name}", getattr(self, name))
+        _at_most("model", self, MODEL_LIMITS)
         for name in ("dropout", "word_dropout", "tuned_dropout"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= (1 if name == "tuned_dropout" else 0.99):
@@ -197,6 +215,8 @@ class TrainConfig(_Strict):
         for name in ("momentum", "lr_decay", "weight_decay", "clip", "patience", "max_minutes", "threads", "dev_fraction",
                      "average_last", "batch_size", "epochs", "min_updates"):
             _positive(f"train.{name}", getattr(self, name), allow_zero=True)
+        _positive("train.seed", self.seed, allow_zero=True)
+        _at_most("train", self, TRAIN_LIMITS)
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema must be in [0, 1), got {self.ema}")
         if self.dev_fraction >= 1:

@@ -104,3 +104,16 @@ def test_a_second_bulk_run_into_a_busy_output_directory_is_refused(tiny_model, t
     with locked(tmp_path / "out", "output directory"):
         r = _tag(tiny_model, tmp_path / "a.txt", tmp_path / "b.txt", "-o", tmp_path / "out")
     assert r.returncode == 2 and f"in use by process {os.getpid()}" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--hidden-size", "100000"], "model.hidden_size must be at most 4,096"),
+    (["--layers", "1000"], "model.num_layers must be at most 16"),
+    (["--seed", str(2**63)], "train.seed must be at most"),
+    (["--seed", "-1"], "train.seed must be a non-negative number"),
+    (["--batch-size", str(10**9)], "train.batch_size must be at most"),
+])
+def test_absurd_sizes_are_refused_in_one_line(tmp_path, args, needle):
+    r = run_cli("train", SAMPLE / "train.conll", "--out", tmp_path / "run", *args)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()

@@ -90,3 +90,32 @@ def test_a_failing_segmenter_falls_back_with_a_warning_naming_file_and_line(monk
     assert [m.split(":")[0:2] for m in said] == [["in.txt", "1"], ["in.txt", "3"]]  # each document, by its line
     assert all("the sentence segmenter failed" in m for m in said)
     assert [[t.text for t in s] for s in out[1].sentences] == [["Anna", "left", "."], ["Tim", "stayed", "!"], ["Oslo"]]
+
+
+def test_long_training_sentences_are_cut_into_windows_between_chunks():
+    from nertool.training.build import cut_long
+
+    toks = [f"w{i}" for i in range(1000)]
+    tags = ["B-PER" if i % 7 == 0 else "I-PER" if i % 7 == 1 else "O" for i in range(1000)]
+    out, note = cut_long([(toks, tags), (["Anna"], ["B-PER"])], limit=250)
+    assert note is not None and "1 training sentence(s) longer than 250 tokens (the longest 1000)" in note
+    windows = out[:-1]
+    assert all(len(t) <= 250 for t, _ in windows) and out[-1] == (["Anna"], ["B-PER"])
+    assert [w for t, _ in windows for w in t] == toks and [g for _, t in windows for g in t] == tags
+    assert all(t[0] != "I-PER" for _, t in windows)  # no chunk split across windows
+    assert cut_long([(toks[:10], tags[:10])], limit=250) == ([(toks[:10], tags[:10])], None)
+
+
+def test_training_on_a_very_long_sentence_warns_and_stays_fast(tmp_path):
+    import time
+
+    from conftest import SAMPLE
+
+    lines = (SAMPLE / "train.conll").read_text(encoding="utf-8").split("\n\n")
+    long_one = "\n".join(lines[i % 50].strip() for i in range(300))  # about 2,000 tokens in one sentence
+    (tmp_path / "train.conll").write_text("\n\n".join(lines[:50] + [long_one]) + "\n", encoding="utf-8")
+    t0 = time.monotonic()
+    r = run_cli("train", tmp_path / "train.conll", "--out", tmp_path / "run", "--epochs", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "were cut into windows of at most 250 tokens" in r.stderr
+    assert time.monotonic() - t0 < 240

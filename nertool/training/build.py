@@ -44,6 +44,35 @@ def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sen
 
 
 
+MAX_TRAIN_TOKENS = 250  # CoNLL-2003's longest sentence has 124 tokens; a 4,000-token one took minutes a batch
+
+
+def cut_long(sentences: Sequence[Sentence], limit: int = MAX_TRAIN_TOKENS) -> tuple[list[Sentence], str | None]:
+    """``sentences`` with every one longer than ``limit`` tokens cut into windows of at most
+    ``limit`` (where it can, before an ``O`` or a chunk's first tag, so that no chunk is split), and
+    a note saying how many were cut, or None. A recurrent network's step is sequential, so one very
+    long training sentence would make its batch's time grow with it."""
+    out: list[Sentence] = []
+    cut, longest = 0, 0
+    for toks, tags in sentences:
+        if len(toks) <= limit:
+            out.append((toks, tags))
+            continue
+        cut, longest = cut + 1, max(longest, len(toks))
+        start = 0
+        while start < len(toks):
+            end = min(len(toks), start + limit)
+            if end < len(toks):
+                end = next((i for i in range(end, start + limit // 2, -1)
+                            if tags[i] == "O" or tags[i][:2] in ("B-", "S-", "U-")), end)
+            out.append((list(toks[start:end]), list(tags[start:end])))
+            start = end
+    if not cut:
+        return out, None
+    return out, (f"{cut} training sentence(s) longer than {limit} tokens (the longest {longest}) were cut into "
+                 f"windows of at most {limit} tokens, so that an epoch's time stays linear in the corpus")
+
+
 def trained_labels(corpus: Corpus, train_sents: Sequence[Sentence]) -> tuple[list[str], str | None]:
     """The corpus's labels that the training sentences hold (a model can only learn those), and
     a warning naming the labels (or entity types) found only in dev or test, or None."""

@@ -27,7 +27,7 @@ from nertool.store import rundir
 from nertool.store.checkpoint import ModelBundle, read_config, save_model
 from nertool.tag.tagger import torch_device
 from nertool.training import budget
-from nertool.training.build import build_bundle, encode_split, split_dev, trained_labels
+from nertool.training.build import build_bundle, cut_long, encode_split, split_dev, trained_labels
 from nertool.training.distributed import SOLO, Group
 from nertool.training.evaluate import evaluate, predict
 from nertool.training.optim import Optimisation, seed_everything
@@ -291,6 +291,7 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     group.agree(lambda: rundir.prepare(out, resume, force) if group.is_main else None)
     saved = group.agree(lambda: LoopState.peek(out)) if resume else {}
     train_sents, dev_sents = split_dev(corpus, config.train)
+    train_sents, cut_note = cut_long(train_sents)
     # automatic batch size and epochs made concrete for this corpus (a resume: for the run's processes)
     config, notes = budget.resolve(config, len(train_sents), int(saved.get("processes", group.world)))
     asked = config  # the run's own configuration, which a resume checks against the saved one
@@ -303,8 +304,7 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     for split, digest in corpus_fp.items():  # raises on every rank alike: no agree() around it
         group.check_same(f"{split} sentences", digest)
     labels, unseen = trained_labels(corpus, train_sents)
-    if unseen:
-        notes.append(unseen)
+    notes += [note for note in (unseen, cut_note) if note]
     bundle = group.agree(lambda: build_bundle(config, train_sents, labels, corpus.scheme, reporter))
     where = torch_device(device)
     _describe(bundle, config, corpus_info, group, where)
