@@ -103,7 +103,7 @@ def _at_most(section: str, obj: Any, limits: dict[str, float]) -> None:
 MODEL_LIMITS = {"word_dim": 4096, "char_dim": 1024, "char_hidden": 2048, "char_kernel": 15, "max_word_chars": 1000,
                 "hidden_size": 4096, "num_layers": 16, "attention_heads": 64, "attention_window": 1_000_000}
 TRAIN_LIMITS = {"batch_size": 1_000_000, "eval_batch_size": 1_000_000, "epochs": 1_000_000, "patience": 1_000_000,
-                "min_updates": 10**12, "threads": 4096, "average_last": 1_000_000, "max_minutes": 10**9, "lr": 1e6,
+                "min_updates": 10**12, "threads": 4096, "average_last": 1_000_000, "max_minutes": 10**9,
                 "clip": 1e12, "seed": 2**63 - 1}
 
 

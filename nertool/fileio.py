@@ -107,7 +107,7 @@ def locked(directory: str | Path, what: str) -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as e:
-        raise NertoolError(f"{directory}: cannot use this {what} ({e.strerror or e})") from None
+        raise NertoolError(f"{directory}: cannot write the {what} ({e.strerror or e})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

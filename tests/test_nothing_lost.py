@@ -117,3 +117,15 @@ def test_absurd_sizes_are_refused_in_one_line(tmp_path, args, needle):
     r = run_cli("train", SAMPLE / "train.conll", "--out", tmp_path / "run", *args)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_front_door_says_what_went_wrong(tmp_path):
+    (tmp_path / "x.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    r = run_cli("tag", "en-fats", tmp_path / "x.txt")
+    assert r.returncode == 2 and "did you mean en-fast?" in r.stderr
+    r = run_cli("tag", "en")
+    assert r.returncode == 2 and "en is a model: give the files to tag after it" in r.stderr
+    (tmp_path / "model").symlink_to(tmp_path / "gone")
+    r = run_cli("tag", tmp_path / "model", tmp_path / "x.txt")
+    assert r.returncode == 2 and "a broken symbolic link" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""  # nothing tagged with a model the user did not name

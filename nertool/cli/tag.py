@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,20 +18,33 @@ from nertool.fileio import locked
 
 def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
     """``[MODEL] INPUT...``: the first argument is the model when it names one (a model directory,
-    an exported file, a bundled name) and inputs follow; else every argument is an input for ``en``."""
-    from nertool.errors import ModelError
-    from nertool.store.locate import is_torchscript, resolve_model
+    an exported file, a bundled name) and inputs follow; else every argument is an input for ``en``.
+    A first argument that is no input and no model but looks like a model's name (a misspelt
+    bundled name, a broken link), or a model given without inputs, is an error, never a guess."""
+    import difflib
+    import glob
+
+    from nertool.errors import ModelError, NertoolError
+    from nertool.store.locate import bundled_models, is_torchscript, resolve_model
     from nertool.store.rundir import looks_like_model
 
-    if len(args) > 1:
-        try:
-            p = resolve_model(args[0])
-            if looks_like_model(p) or is_torchscript(p) or p.suffix == ".pt":
-                return args[0], args[1:]
-        except ModelError:
-            pass
+    first = Path(args[0])
+    if first.is_symlink() and not first.exists():
+        raise ModelError(f"{args[0]}: a broken symbolic link (it points to {os.readlink(first)}, which does not exist)")
+    try:
+        p = resolve_model(args[0])
+        is_model = looks_like_model(p) or is_torchscript(p) or p.suffix == ".pt"
+    except ModelError:
+        is_model = False
+    if is_model and len(args) == 1:
+        raise NertoolError(f"{args[0]} is a model: give the files to tag after it (or - for standard input)")
+    if is_model:
+        return args[0], args[1:]
+    if len(args) > 1 and args[0] != "-" and not first.exists() and not glob.has_magic(args[0]):
+        close = difflib.get_close_matches(args[0], bundled_models(), n=1)
+        hint = f"; did you mean {close[0]}?" if close else f" (bundled: {', '.join(bundled_models())})"
+        raise ModelError(f"{args[0]}: no such model or input file{hint}")
     return "en", args
-
 
 
 class MetavarUsage(typer.core.TyperCommand):

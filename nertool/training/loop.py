@@ -277,7 +277,7 @@ def train(
     if not isinstance(corpus, Corpus):  # a DatasetDict, or a training file's path
         corpus = load_corpus(corpus, data=config.data)
     # one training per run directory: a second one (a resume of a live run, a --force) is refused
-    with locked(out_dir, "--out run directory") if group.is_main else contextlib.nullcontext():
+    with locked(out_dir, "run directory") if group.is_main else contextlib.nullcontext():
         run = start_run(corpus, config, Path(out_dir), reporter or SilentReporter(), corpus_info, resume, device,
                         force, group)
         stopped_by = train_while_improving(run, [keep_best, *hooks] if group.is_main else [])
