@@ -77,3 +77,21 @@ def test_sigkill_then_resume_at_two_threads_is_bit_identical(corpus, tmp_path):
                         "--resume", str(cut)], env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert (full / "model.safetensors").read_bytes() == (cut / "model.safetensors").read_bytes()
+
+
+def test_the_same_seed_gives_the_same_weights_beside_busy_processes(corpus, tmp_path):
+    """Issue 35: four busy processes beside a training once gave different weights. Two CPU-bound
+    processes beside a 2-thread training on 2 cores (the suite's other workers add more)."""
+    p = subprocess.run(_train(corpus, tmp_path / "idle", "--epochs", "1"), env=ENV, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        p = subprocess.run(_train(corpus, tmp_path / "busy", "--epochs", "1"), env=ENV, capture_output=True,
+                           text=True, timeout=600)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "idle" / "model.safetensors").read_bytes() == (tmp_path / "busy" / "model.safetensors").read_bytes()
