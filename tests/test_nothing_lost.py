@@ -129,3 +129,14 @@ def test_the_front_door_says_what_went_wrong(tmp_path):
     r = run_cli("tag", tmp_path / "model", tmp_path / "x.txt")
     assert r.returncode == 2 and "a broken symbolic link" in r.stderr and "Traceback" not in r.stderr
     assert r.stdout == ""  # nothing tagged with a model the user did not name
+
+
+def test_strings_where_token_lists_belong_are_refused_and_a_tagger_says_what_it_is(tiny_model):
+    from nertool import Tagger
+
+    tagger = Tagger.load(str(tiny_model))
+    with pytest.raises(NertoolError, match="sentence 1 is a string"):
+        tagger.tag_tokens(["EU rejects"])
+    with pytest.raises(NertoolError, match="one string"):
+        list(tagger.pipe("a string"))
+    assert repr(tagger).startswith(f"Tagger({str(tiny_model)!r}, scheme=") and "labels=" in repr(tagger)

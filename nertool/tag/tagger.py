@@ -72,14 +72,22 @@ class Tagger:
         # one call at a time: the feature cache grows in place and torch's thread pool is shared,
         # so concurrent calls from several threads would corrupt each other (issue 35)
         self._lock = threading.RLock()
+        self.source = "model"  # what it was loaded from (Tagger.load sets it), for repr
+
+    def __repr__(self) -> str:
+        return (f"Tagger({self.source!r}, scheme={self.scheme!r}, labels={len(self.labels)}, "
+                f"device={str(self.device)!r}, batch_size={self.batch_size})")
 
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
-        """Load a model directory, an exported file, or a bundled model by name."""
+        """Load a model directory, an exported file, or a bundled model by name. ``threads`` (when
+        not 0) sets torch's thread count, which is the whole process's, not this tagger's."""
         from nertool.store.loading import load
 
         torch_device(device)
-        return cls(load(model, device), device, batch_size, threads)
+        tagger = cls(load(model, device), device, batch_size, threads)
+        tagger.source = str(model)
+        return tagger
 
     # -- public API ---------------------------------------------------------------------------
     def __call__(self, text: str, nbest: int = 0, doc_context: float = 0.0) -> Doc:
@@ -90,6 +98,8 @@ class Tagger:
         """Tag a stream of texts, batching sentences across texts; yields one Doc per text.
         ``doc_context`` > 0 pulls the mentions of a name within a text towards one entity type
         (see :meth:`tag_sentences`)."""
+        if isinstance(texts, str):
+            raise NertoolError("pipe() takes an iterable of texts, got one string; use tagger(text) for one text")
         opts = self.options.with_(nbest=nbest, scores=scores, doc_context=doc_context,
                                   batch_size=batch_size or self.batch_size)
         docs = (Document("", k, 1, text, split_text(text, opts.lang)) for k, text in enumerate(texts))
@@ -166,7 +176,13 @@ def _document_key(d: Document) -> tuple:
 
 
 def _check_sentences(sentences: Sequence[Sequence[str]]) -> None:
+    if isinstance(sentences, str):
+        raise NertoolError("expected a list of sentences (each a list of token strings), got one string; "
+                           "for raw text use tagger(text) or tagger.pipe(texts)")
     for i, s in enumerate(sentences):
+        if isinstance(s, str):
+            raise NertoolError(f"sentence {i + 1} is a string, expected a list of tokens (e.g. {s.split()[:3]!r}); "
+                               "for raw text use tagger(text) or tagger.pipe(texts)")
         if len(s) == 0:
             raise NertoolError(f"sentence {i + 1} has no tokens")
         if not all(s):
