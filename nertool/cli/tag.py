@@ -74,7 +74,7 @@ def tag_cmd(
     threads: Annotated[int, typer.Option(help="Torch CPU threads per process (0: torch's default with one process, 1 with several).", min=0)] = 0,
     workers: Annotated[int, typer.Option("--workers", "-w", help="Tagging processes, fed by one reader, output in input order (0: one per core for inputs of 4 MiB or more, else 1).", min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Tag on a Ray cluster with Ray Data (pip install 'nertool[ray]'): auto (the running cluster), an address, or local (start Ray here with --workers CPUs); outputs as with the other engines.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Tag on a Ray cluster with Ray Data (pip install 'nertool\\[ray]'): auto (the running cluster), an address, or local (start Ray here with --workers CPUs); outputs as with the other engines.")] = None,
     token_column: Annotated[int, typer.Option(help="Token column for conll input.")] = 0,
     encoding: Annotated[str, typer.Option(help="Input encoding.")] = "utf-8",
     lang: Annotated[str, typer.Option(help="Language of the text for sentence splitting (ISO 639-1).")] = "en",

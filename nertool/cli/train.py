@@ -148,7 +148,7 @@ def train_cmd(
     char_hidden: Annotated[Optional[int], typer.Option(help="Character CNN filters (or char LSTM size)." + _default("model", "char_hidden"))] = None,
     dropout: Annotated[Optional[float], typer.Option(help="Dropout rate." + _default("model", "dropout"))] = None,
     dropout_mask: Annotated[Optional[DropoutMask], typer.Option(help="token: a fresh mask per token; sequence: one per sentence." + _default("model", "dropout_mask"))] = None,
-    attention: Annotated[Optional[bool], typer.Option("--attention/--no-attention", help="Self-attention over the Bi-LSTM states before the CRF ([model] attention_heads, attention_dropout, attention_combine, attention_window tune it)." + _default("model", "attention"))] = None,
+    attention: Annotated[Optional[bool], typer.Option("--attention/--no-attention", help="Self-attention over the Bi-LSTM states before the CRF (\\[model] attention_heads, attention_dropout, attention_combine, attention_window tune it)." + _default("model", "attention"))] = None,
     average_last: Annotated[Optional[int], typer.Option(help="Checkpoint averaging: evaluate and save the mean of the (EMA) weights at the ends of the last N epochs (0: none)." + _default("train", "average_last"))] = None,
     patience: Annotated[Optional[int], typer.Option(help="Epochs without dev improvement before stopping (0: never)." + _default("train", "patience"))] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock budget in minutes (0: none)." + _default("train", "max_minutes"))] = None,
