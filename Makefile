@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # CPU build of torch; a bare `torch` would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n auto
+# the demo's light environment: torch and nertool's core dependencies, none of the extras
+DEMO_VENV ?= .venv-demo
 
 .PHONY: setup test test-fast lint demo clean
 
@@ -28,8 +30,14 @@ test: lint
 test-fast: lint
 	$(PYTEST) -m "not slow"
 
-demo: setup
-	$(VENV)/bin/nertool tag en corpora/sample/sample.txt --format inline
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(DEMO_VENV)/bin/python -m pip install -q -e .
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/nertool tag en corpora/sample/sample.txt --format inline
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info
