@@ -140,3 +140,24 @@ def test_strings_where_token_lists_belong_are_refused_and_a_tagger_says_what_it_
     with pytest.raises(NertoolError, match="one string"):
         list(tagger.pipe("a string"))
     assert repr(tagger).startswith(f"Tagger({str(tiny_model)!r}, scheme=") and "labels=" in repr(tagger)
+
+
+@pytest.mark.parametrize("record,needle", [
+    ('{"id": 1e400, "text": "Berg ."}', "1e400 is out of range"),
+    ('{"id": NaN, "text": "Berg ."}', "NaN is not a JSON number"),
+    ('{"id": 18446744073709551616, "text": "Berg ."}', "too large for JSON output"),
+    ('{"id": 1, "text": "Berg \\ud800 ."}', "cannot be written back as JSON"),
+])
+def test_jsonl_values_that_cannot_come_back_out_are_named_not_nulled(tmp_path, record, needle):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "Anna ."}\n' + record + "\n", encoding="utf-8")
+    r = run_cli("tag", "en-fast", tmp_path / "in.jsonl", "--no-scores")
+    assert r.returncode == 2 and "in.jsonl:2:" in r.stderr, r.stderr
+    assert needle in r.stderr.replace("\n", "") and "Traceback" not in r.stderr
+
+
+def test_jsonl_extra_fields_are_carried_to_the_jsonl_output(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"id": "a1", "text": "Anna visited Oslo .", "source": "web", "n": 3}\n',
+                                       encoding="utf-8")
+    r = run_cli("tag", "en-fast", tmp_path / "in.jsonl", "--no-scores")
+    rec = json.loads(r.stdout.splitlines()[0])
+    assert r.returncode == 0 and rec["id"] == "a1" and rec["meta"] == {"source": "web", "n": 3}

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import orjson
 
 from nertool.data.conll import check_column, parse_columns
 from nertool.data.segment import sentence_spans, sentence_tokens
@@ -192,18 +195,41 @@ def _paragraph(name: str, index: int, first_line: int, text: str, lang: str | No
     return Document(name, index, first_line, text, _split(text, lang))
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:30]} is out of range; write it as a string")
+    return value
+
+
+def _writable_int(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError(f"the integer {text[:30]} is too large for JSON output; write it as a string")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a JSON number")
+
+
 def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, lang: str | None) -> Iterator[Document]:
     index = 0
     for lineno, line in lines:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, parse_float=_finite_float, parse_int=_writable_int, parse_constant=_no_constant)
         except ValueError as e:
-            bad.handle(DataFormatError(name, lineno, f"not a JSON object ({e})"))
+            bad.handle(DataFormatError(name, lineno, f"bad JSON record ({e})"))
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
             bad.handle(DataFormatError(name, lineno, 'expected a JSON object with a "text" string'))
+            continue
+        try:
+            orjson.dumps(rec)  # what cannot be written back (a lone surrogate, say) stops here, named
+        except TypeError as e:
+            bad.handle(DataFormatError(name, lineno, f"a value cannot be written back as JSON ({e})"))
             continue
         text = rec.pop("text")
         rid = rec.pop("id", None)

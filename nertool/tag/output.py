@@ -40,6 +40,8 @@ def sentence_records(doc, results) -> Iterator[dict[str, Any]]:
         }
         if r.nbest is not None:
             rec["nbest"] = [{"tags": tags, "prob": round(p, 6)} for tags, p in r.nbest]
+        if doc.extra:  # a JSONL input record's other fields, carried along
+            rec["meta"] = doc.extra
         yield rec
 
 
