@@ -196,3 +196,18 @@ def test_each_decoding_function_compiles_with_torchscript_alone(name):
     got, want = scripted(*args), fn(*args)
     for x, y in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
         assert torch.equal(x, y)
+
+
+def test_the_same_text_scores_the_same_whatever_the_tagger_saw_before(tiny_model, tiny_corpus):
+    from nertool.data.conll import read_conll
+    from nertool.tag.tagger import Tagger
+
+    other = [t for t, _ in read_conll(tiny_corpus["train"])][:120]
+    text = [t for t, _ in read_conll(tiny_corpus["test"])]
+    fresh = Tagger.load(str(tiny_model)).tag_sentences(text, marginals=True)
+    used = Tagger.load(str(tiny_model))
+    used.tag_sentences(other)
+    again = used.tag_sentences(text, marginals=True)
+    for a, b in zip(fresh, again):
+        assert a.tags == b.tags and a.token_scores == pytest.approx(b.token_scores, abs=1e-9)
+        assert [c[3] for c in a.chunks] == pytest.approx([c[3] for c in b.chunks], abs=1e-9)
