@@ -161,3 +161,13 @@ def test_jsonl_extra_fields_are_carried_to_the_jsonl_output(tmp_path):
     r = run_cli("tag", "en-fast", tmp_path / "in.jsonl", "--no-scores")
     rec = json.loads(r.stdout.splitlines()[0])
     assert r.returncode == 0 and rec["id"] == "a1" and rec["meta"] == {"source": "web", "n": 3}
+
+
+def test_conll_output_of_a_spaced_token_reads_back(tmp_path):
+    from nertool.data.conll import read_conll
+
+    (tmp_path / "in.conll").write_text("New York\tNNP\nis\tVBZ\nbig\tJJ\n", encoding="utf-8")
+    r = run_cli("tag", "en-fast", tmp_path / "in.conll", "--format", "conll", "-o", tmp_path / "out.conll")
+    assert r.returncode == 0, r.stderr
+    (toks, tags), = read_conll(tmp_path / "out.conll")
+    assert toks == ["New York", "is", "big"] and len(tags) == 3

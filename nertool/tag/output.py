@@ -71,11 +71,14 @@ def format_docs(doc, results) -> bytes:
 
 def format_conll(doc, results) -> bytes:
     """The input's columns with the tag added; a ``-DOCSTART-`` line that opened the document's
-    section (CoNLL input) is written back before it, with an ``O`` column added."""
-    out = [" ".join([*doc.docstart, "O"]) + "\n\n"] if doc.docstart else []
-    for k, (sent, r) in enumerate(zip(doc.sentences, results)):
-        rows = doc.rows[k] if doc.rows else [[t.text] for t in sent]
-        out.append("".join(" ".join([*row, tag]) + "\n" for row, tag in zip(rows, r.tags)) + "\n")
+    section (CoNLL input) is written back before it, with an ``O`` column added. Columns are
+    separated by spaces, or by tabs in a document where a field holds a space (as the reader
+    reads them back: a line with a tab splits at tabs only)."""
+    all_rows = [doc.rows[k] if doc.rows else [[t.text] for t in sent] for k, sent in enumerate(doc.sentences)]
+    sep = "\t" if any(" " in f for rows in all_rows for row in rows for f in row) else " "
+    out = [sep.join([*doc.docstart, "O"]) + "\n\n"] if doc.docstart else []
+    for rows, r in zip(all_rows, results):
+        out.append("".join(sep.join([*row, tag]) + "\n" for row, tag in zip(rows, r.tags)) + "\n")
     return "".join(out).encode("utf-8")
 
 
