@@ -171,3 +171,10 @@ def test_conll_output_of_a_spaced_token_reads_back(tmp_path):
     assert r.returncode == 0, r.stderr
     (toks, tags), = read_conll(tmp_path / "out.conll")
     assert toks == ["New York", "is", "big"] and len(tags) == 3
+
+
+def test_corpora_piped_is_tab_separated_and_whole():
+    r = run_cli("corpora")
+    lines = [line.split("\t") for line in r.stdout.splitlines()]
+    assert r.returncode == 0 and lines[0][:2] == ["name", "hub"]
+    assert ["conll2003", "eriktks/conll2003"] == lines[1][:2] and all(len(row) == 6 for row in lines)

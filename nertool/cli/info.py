@@ -57,11 +57,18 @@ def corpora_cmd():
     """
     from nertool.data.conll import registry
 
+    cols = ("name", "hub", "tags", "scheme", "local columns", "licence")
+    rows = [(name, e["hub"] + (f" ({e['config']})" if e.get("config") else ""), e["tags_column"], e["scheme"],
+             e["layout"], e["licence"]) for name, e in registry().items()]
+    if not out.is_terminal:  # piped: tab-separated lines, nothing cut to fit a width
+        print("\t".join(cols))
+        for row in rows:
+            print("\t".join(row))
+        return
     t = Table(title="well-known corpora")
-    for col in ("name", "hub", "tags", "scheme", "local columns", "licence"):
-        t.add_column(col)
-    for name, e in registry().items():
-        hub = e["hub"] + (f" ({e['config']})" if e.get("config") else "")
-        t.add_row(name, hub, e["tags_column"], e["scheme"], e["layout"], e["licence"])
+    for col in cols:
+        t.add_column(col, overflow="fold")  # wrapped, never cut with an ellipsis
+    for row in rows:
+        t.add_row(*row)
     out.print(t)
 
