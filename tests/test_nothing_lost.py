@@ -178,3 +178,26 @@ def test_corpora_piped_is_tab_separated_and_whole():
     lines = [line.split("\t") for line in r.stdout.splitlines()]
     assert r.returncode == 0 and lines[0][:2] == ["name", "hub"]
     assert ["conll2003", "eriktks/conll2003"] == lines[1][:2] and all(len(row) == 6 for row in lines)
+
+
+@pytest.mark.parametrize("key,value,needle", [("scheme", "BIOX", "scheme must be IOB1, IOB2, BIOES or none"),
+                                              ("members", 10**12, "members must be an integer from 1 to 64")])
+def test_an_edited_model_config_is_refused_in_one_line(tiny_model, tmp_path, key, value, needle):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    config = json.loads((model / "config.json").read_text())
+    config[key] = value
+    (model / "config.json").write_text(json.dumps(config))
+    r = run_cli("tag", model, "-", stdin="Anna visited Oslo .\n")
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_resume_without_the_model_file_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", SAMPLE / "train.conll", "--out", out, "--epochs", "1", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    (out / "model.safetensors").unlink()
+    r = run_cli("train", SAMPLE / "train.conll", "--resume", out, "--epochs", "2")
+    assert r.returncode == 2 and "model.safetensors is missing" in r.stderr and "Traceback" not in r.stderr

@@ -190,8 +190,11 @@ def load_model(directory: str | Path) -> ModelBundle:
     try:
         mconf = ModelConfig.from_dict(c["model"], f"{d / rundir.CONFIG} [model]")
         members = c.get("members", 1)
-        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
-            raise ValueError(f"members must be a positive integer, got {members!r}")
+        if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= 64:
+            raise ValueError(f"members must be an integer from 1 to 64, got {members!r}")
+        for key in ("scheme", "internal_scheme"):
+            if c.get(key) not in ("IOB1", "IOB2", "BIOES", "none"):
+                raise ValueError(f"{key} must be IOB1, IOB2, BIOES or none, got {c.get(key)!r}")
         model = BiLstmCrf(
             mconf, c["n_words"], c["n_tuned"], c["n_chars"], c["labels"], c["internal_scheme"], c["pretrained_dim"], members
         )

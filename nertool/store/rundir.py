@@ -131,7 +131,10 @@ def read_state_tensors(out: Path) -> bytes:
 
 
 def read_weights(out: Path) -> bytes:
-    return (out / WEIGHTS).read_bytes()
+    try:
+        return (out / WEIGHTS).read_bytes()
+    except FileNotFoundError:
+        raise NertoolError(f"{out}: cannot resume, {WEIGHTS} is missing (the run directory is incomplete)") from None
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> Path:
