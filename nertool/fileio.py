@@ -56,10 +56,22 @@ def clean_line(line: str) -> str:
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename."""
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename. A
+    ``path`` that exists and is no regular file (``/dev/null``, ``/dev/stdout``, a pipe) is written
+    directly: renaming over it would replace the device itself."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            with open(path, mode, **({} if "b" in mode else {"encoding": encoding, "newline": ""})) as f:
+                yield f
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         if "b" in mode:
             f = os.fdopen(fd, mode)
@@ -73,9 +85,11 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:  # a full disk, say: name the file being written
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 

@@ -201,3 +201,15 @@ def test_resume_without_the_model_file_is_one_line(tmp_path):
     (out / "model.safetensors").unlink()
     r = run_cli("train", SAMPLE / "train.conll", "--resume", out, "--epochs", "2")
     assert r.returncode == 2 and "model.safetensors is missing" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unwritable_full_and_device_outputs(tmp_path):
+    (tmp_path / "x.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    r = run_cli("tag", "en-fast", tmp_path / "x.txt", "-o", "/proc/nertool-test.jsonl")
+    assert r.returncode == 2 and "/proc/nertool-test.jsonl" in r.stderr and "Traceback" not in r.stderr
+    if os.path.exists("/dev/full"):
+        r = run_cli("tag", "en-fast", tmp_path / "x.txt", "-o", "/dev/full")
+        assert r.returncode == 2 and "/dev/full: No space left on device" in r.stderr and "Traceback" not in r.stderr
+        assert not os.path.isfile("/dev/full")  # written to, never renamed over
+    r = run_cli("tag", "en-fast", tmp_path / "x.txt", "-o", "/dev/null")
+    assert r.returncode == 0 and not os.path.isfile("/dev/null")

@@ -87,6 +87,15 @@ def user_errors(fn):
                     raise
                 err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
+            except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+                raise typer.Exit(0) from None
+            except OSError as e:  # the file system said no: a full disk, a read-only or unreadable path
+                if state["debug"]:
+                    raise
+                where = f"{e.filename}: " if e.filename else ""
+                err.print(f"[bold red]error:[/] {escape(where + (e.strerror or str(e)))}", markup=True,
+                          highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
             finally:
                 for w in caught:
                     if issubclass(w.category, UserWarning) and "nertool" in str(w.filename) or "repaired" in str(w.message):
