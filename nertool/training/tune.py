@@ -259,7 +259,7 @@ def _trial(spec: Study, corpus, trial) -> float:
     trial.set_user_attr("epochs", result.epochs_run)
     trial.set_user_attr("seconds", round(result.seconds, 1))
     trial.set_user_attr("stopped_by", result.stopped_by)
-    if result.stopped_by == "pruned":
+    if result.stopped_by in ("pruned", "time"):  # a trial the budget's end cut short is no finished trial
         raise optuna.TrialPruned()
     return result.best_dev_f1 or 0.0
 
