@@ -1,5 +1,6 @@
-"""Reading and splitting one long line of text (no line breaks at all): time and peak memory of
-``read_documents`` (sentences, tokens, offsets), for growing sizes, to show it stays linear.
+"""Reading and splitting one long line of text (no line breaks at all), as ``nertool tag`` does it
+(``read_documents`` without splitting, then ``segment_documents`` in parts of 1,024 sentences):
+time and peak memory for growing sizes, to show both stay linear.
 
     .venv/bin/python scripts/bench_long_line.py --mb 1,2,4,50
 """
@@ -10,7 +11,7 @@ import io
 import resource
 import time
 
-from nertool.data.inputs import read_documents
+from nertool.data.inputs import read_documents, segment_documents
 
 TEXT = "Anna Berg visited Oslo on Monday . She met Tim Cook there and they talked about the EU budget . "
 
@@ -23,7 +24,8 @@ def main() -> None:
         data = (TEXT * int(mb * 2**20 / len(TEXT))).encode()
         t0 = time.perf_counter()
         sentences = tokens = 0
-        for doc in read_documents(io.BytesIO(data), "line.txt", "text"):
+        docs = read_documents(io.BytesIO(data), "line.txt", "text", lang=None)
+        for doc in segment_documents(docs, "en", part=1024):
             sentences += len(doc.sentences)
             tokens += sum(len(s) for s in doc.sentences)
         seconds = time.perf_counter() - t0
