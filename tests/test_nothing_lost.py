@@ -213,3 +213,11 @@ def test_unwritable_full_and_device_outputs(tmp_path):
         assert not os.path.isfile("/dev/full")  # written to, never renamed over
     r = run_cli("tag", "en-fast", tmp_path / "x.txt", "-o", "/dev/null")
     assert r.returncode == 0 and not os.path.isfile("/dev/null")
+
+
+def test_nproc_with_a_bad_corpus_is_one_line_before_torchrun(tmp_path):
+    bad = tmp_path / "bad.conll"
+    bad.write_text("Anna B-PER\nBerg\n", encoding="utf-8")
+    r = run_cli("train", bad, "--out", tmp_path / "run", "--nproc", "2")
+    assert r.returncode == 2 and "bad.conll:2" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "torch.distributed" not in r.stderr and "OMP_NUM_THREADS" not in r.stderr

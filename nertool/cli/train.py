@@ -173,11 +173,15 @@ def train_cmd(
 
     if (out_dir is None) == (resume is None):
         raise NertoolError("give exactly one of --out (a new run) or --resume (an interrupted run)")
-    if nproc > 1 and not launched_by_torchrun():
-        check_backend(device)
-        raise typer.Exit(relaunch_under_torchrun(nproc, sys.argv[1:]))
     options = locals()
     cfg = _resumed(resume, config, options) if resume is not None else config_from_options(config, options)
+    if nproc > 1 and not launched_by_torchrun():
+        check_backend(device)
+        if Path(corpus).exists():  # local files: bad input stops here in one line, before torchrun starts
+            from nertool.data.conll import load_corpus
+
+            load_corpus(corpus, dev, test, cfg.data)
+        raise typer.Exit(relaunch_under_torchrun(nproc, sys.argv[1:]))
     result = run_training(corpus, dev, test, cfg, out_dir or resume, resume=resume is not None, device=device,
                           force=force, reporter=lambda main: RichReporter(err) if main else None)
     if result is None:  # not the main process of a distributed run
