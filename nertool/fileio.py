@@ -129,8 +129,8 @@ def locked(directory: str | Path, what: str) -> Iterator[None]:
             raise NertoolError(f"{directory}: in use by {_holder(fd)}; wait for it to end or choose another "
                                f"{what}") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": " ".join(Path(sys.argv[0]).name if i == 0 else a
-                                                                       for i, a in enumerate(sys.argv)),
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command,
                                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
         yield
     finally:

@@ -82,19 +82,15 @@ def user_errors(fn):
             warnings.simplefilter("always", UserWarning)
             try:
                 return fn(*args, **kwargs)
-            except NertoolError as e:
-                if state["debug"]:
-                    raise
-                err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
-                raise typer.Exit(2) from None
             except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
                 raise typer.Exit(0) from None
-            except OSError as e:  # the file system said no: a full disk, a read-only or unreadable path
+            except (NertoolError, OSError) as e:  # OSError: a full disk, a read-only or unreadable path
                 if state["debug"]:
                     raise
-                where = f"{e.filename}: " if e.filename else ""
-                err.print(f"[bold red]error:[/] {escape(where + (e.strerror or str(e)))}", markup=True,
-                          highlight=False, soft_wrap=True)
+                text = str(e)
+                if not isinstance(e, NertoolError):  # name the file the system refused
+                    text = (f"{e.filename}: " if e.filename else "") + (e.strerror or text)
+                err.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             finally:
                 for w in caught:

@@ -114,10 +114,15 @@ def _shifted(emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor,
     """Emissions less each position's maximum, and the sum of those maxima over each sentence's
     real tokens in float64: (batch, seq_len, num_tags), (batch,). The recursions then add numbers
     near zero, so a score gap of 10,000 costs no precision in float32."""
-    top = emissions.amax(2, keepdim=True)  # shape: (batch, seq_len, 1)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    top = _position_max(emissions)  # shape: (batch, seq_len, 1)
     total = torch.where(mask, top[:, :, 0], torch.zeros_like(top[:, :, 0])).double().sum(1)
     return emissions - top, total
+
+
+def _position_max(emissions: torch.Tensor) -> torch.Tensor:
+    """Each position's largest score, (batch, seq_len, 1); 0 where it is not finite."""
+    top = emissions.amax(2, keepdim=True)
+    return torch.where(torch.isfinite(top), top, torch.zeros_like(top))
 
 
 def forward_backward(
@@ -233,7 +238,7 @@ def span_marginals(
     one at its start.
     """
     emissions = _work(emissions).double()
-    emissions = emissions - emissions.amax(2, keepdim=True).clamp(min=-1e300)  # as forward_backward shifts them
+    emissions = emissions - _position_max(emissions)  # as forward_backward shifts them
     alpha, beta, transitions = alpha.double(), beta.double(), transitions.double()
     # path score increments along the decoded path, shape: (batch, seq_len)
     inc = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)

@@ -29,7 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from nertool import __version__
-from nertool.config import ModelConfig
+from nertool.config import SCHEMES, ModelConfig
 from nertool.errors import ConfigError, ModelError
 from nertool.fileio import atomic_write_bytes, atomic_write_text, interrupts_deferred
 from nertool.model.network import PRETRAINED, BiLstmCrf
@@ -46,6 +46,8 @@ from nertool.store.card import model_card
 
 PACKED = (f"{PRETRAINED}.codes", f"{PRETRAINED}.levels")
 SOURCE_ROWS = f"{PRETRAINED}.source_rows"
+
+MODEL_SCHEMES = tuple(s for s in SCHEMES if s != "auto")  # a saved model's scheme is a concrete one
 
 
 def _precision(table: torch.Tensor, precision: str) -> torch.Tensor:
@@ -193,8 +195,8 @@ def load_model(directory: str | Path) -> ModelBundle:
         if not isinstance(members, int) or isinstance(members, bool) or not 1 <= members <= 64:
             raise ValueError(f"members must be an integer from 1 to 64, got {members!r}")
         for key in ("scheme", "internal_scheme"):
-            if c.get(key) not in ("IOB1", "IOB2", "BIOES", "none"):
-                raise ValueError(f"{key} must be IOB1, IOB2, BIOES or none, got {c.get(key)!r}")
+            if c.get(key) not in MODEL_SCHEMES:
+                raise ValueError(f"{key} must be {', '.join(MODEL_SCHEMES[:-1])} or {MODEL_SCHEMES[-1]}, got {c.get(key)!r}")
         model = BiLstmCrf(
             mconf, c["n_words"], c["n_tuned"], c["n_chars"], c["labels"], c["internal_scheme"], c["pretrained_dim"], members
         )

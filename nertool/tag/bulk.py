@@ -115,12 +115,13 @@ class Manifest:
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "settings": self.settings}
 
     def finished(self, job: Job) -> bool:
-        """True when ``job``'s output exists and was made from this very input with these settings."""
-        if job.source == "-" or job.target is None or not job.target.exists():
+        """True when ``job``'s output exists and was made from this very input with these settings.
+        Notes the input's size and time as they are now, before the run tags it."""
+        if job.source == "-" or job.target is None:
             return False
         now, before = self.fingerprint(job), self.done.get(self.key(job))
         self.seen[self.key(job)] = now
-        if before is None or any(before.get(k) != now[k] for k in ("size", "settings")):
+        if not job.target.exists() or before is None or any(before.get(k) != now[k] for k in ("size", "settings")):
             return False
         if before.get("mtime_ns") == now["mtime_ns"]:
             return True
@@ -128,10 +129,11 @@ class Manifest:
         return before.get("sha256") == now["sha256"]
 
     def record(self, job: Job) -> None:
-        """``job``'s output is complete: note its input (as it was when the run began)."""
+        """``job``'s output is complete: note its input (size and time as the run began; the
+        SHA-256, unless :meth:`finished` needed it already, now)."""
         if job.source == "-" or job.target is None:
             return
-        fp = self.seen.get(self.key(job)) or self.fingerprint(job)
+        fp = self.seen[self.key(job)]
         fp.setdefault("sha256", _sha256(job.source))
         self.done[self.key(job)] = fp
         if len(self.done) < 1000 or time.monotonic() - self._saved > 1.0:  # many small files: once a second
@@ -153,9 +155,10 @@ def _sha256(path: str) -> str:
 def pending(jobs: list[Job], force: bool, manifest: Manifest | None = None) -> list[Job]:
     """The jobs still to do: all with ``force``, a single job, or jobs without a manifest; else
     those whose output the manifest does not show as made from the same input and settings."""
-    if force or len(jobs) == 1 or manifest is None:
+    if manifest is None:
         return list(jobs)
-    return [j for j in jobs if not manifest.finished(j)]
+    undone = [j for j in jobs if not manifest.finished(j)]  # every input's fingerprint taken here
+    return list(jobs) if force or len(jobs) == 1 else undone
 
 
 def remove_stale_temporaries(jobs: list[Job]) -> int:

@@ -142,6 +142,7 @@ class Study:
     pruner: str = "median"
     threads: int = 1
     trial_sentences: int = 3000  # trials train on a seeded sample of this many sentences (0: all)
+    n_train: int = 0  # training sentences in the file (counted by prepare)
     spent: float = 0.0  # seconds earlier invocations of this tune used
     started: float = field(default_factory=time.time)
 
@@ -172,6 +173,7 @@ def prepare(spec: Study, report: Callable[[str], None]) -> None:
     from nertool.training.state import fingerprint
 
     corpus = load_corpus(spec.train, spec.dev, data=spec.base.data)
+    spec.n_train = len(corpus.splits["train"])
     digest = fingerprint(corpus.sentences("train") + corpus.sentences("dev"))
     spec.out.mkdir(parents=True, exist_ok=True)
     study = spec.open()
@@ -376,12 +378,11 @@ def _best_run(spec: Study, number: int, config: Config, best_dir: Path, report: 
     from nertool.data.conll import load_corpus
     from nertool.training.loop import train
 
-    corpus = load_corpus(spec.train, spec.dev, data=spec.base.data)
-    n = len(corpus.splits["train"])
-    if trial_corpus(corpus, spec.trial_sentences, spec.seed) is corpus:
+    if not 0 < spec.trial_sentences < spec.n_train:  # the trials saw every sentence
         shutil.copytree(spec.trial_dir(number), best_dir)
         return
-    report(f"training trial {number}'s settings on all {n:,} training sentences -> {best_dir}")
+    report(f"training trial {number}'s settings on all {spec.n_train:,} training sentences -> {best_dir}")
+    corpus = load_corpus(spec.train, spec.dev, data=spec.base.data)
     partial = spec.out / "best.partial"
     shutil.rmtree(partial, ignore_errors=True)
     result = train(corpus, config.override({"train": {"seed": spec.seed}}), partial, force=True)
