@@ -221,3 +221,21 @@ def test_nproc_with_a_bad_corpus_is_one_line_before_torchrun(tmp_path):
     r = run_cli("train", bad, "--out", tmp_path / "run", "--nproc", "2")
     assert r.returncode == 2 and "bad.conll:2" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "torch.distributed" not in r.stderr and "OMP_NUM_THREADS" not in r.stderr
+
+
+def test_offsets_of_a_crlf_file_index_the_files_own_text(tiny_model, tmp_path):
+    raw = "Anna Berg met Bo in Paris.\r\nThey left at noon.\r\n\r\nA second paragraph here.\r\n"
+    src = tmp_path / "crlf.txt"
+    src.write_bytes(raw.encode("utf-8"))
+    paragraphs = raw.split("\r\n\r\n")
+    r = run_cli("tag", tiny_model, src, "--format", "docs")
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["text"] for d in docs] == [p.removesuffix("\r\n") for p in paragraphs]
+    assert "\r\n" in docs[0]["text"]
+    for d in docs:
+        assert all(d["text"][t["start"]:t["end"]] == t["text"] for t in d["tokens"])
+    # the sentence records' offsets too: the second sentence starts after "\r\n"
+    r = run_cli("tag", tiny_model, src)
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows[1]["start"] == raw.index("They") and rows[1]["offsets"][0] == [raw.index("They"), raw.index("They") + 4]

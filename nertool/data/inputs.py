@@ -50,13 +50,16 @@ class Document:
     docstart: list[str] | None = None  # CoNLL input: the fields of the -DOCSTART- line that opens its section
 
 
-def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines) -> Iterator[tuple[int, str]]:
+def _lines(stream: BinaryIO, name: str, encoding: str, bad: BadLines, keep_cr: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, line) without its line end; with ``keep_cr`` a CRLF line keeps its ``\\r``, so
+    that a paragraph of raw text is the file's text and offsets into it are offsets into the file."""
+    end = "\n" if keep_cr else "\r\n"
     for lineno, raw in enumerate(stream, 1):
         if b"\x00" in raw:
             bad.handle(DataFormatError(name, lineno, "line is not text (NUL byte found)"))
             continue
         try:
-            line = clean_line(raw.decode(encoding).rstrip("\r\n"))
+            line = clean_line(raw.decode(encoding).rstrip(end))
         except UnicodeDecodeError:
             bad.handle(DataFormatError(name, lineno, f"line is not valid {encoding}; try --encoding latin-1"))
             continue
@@ -105,7 +108,7 @@ def read_documents(
     except LookupError:
         raise NertoolError(f"unknown encoding {encoding!r}") from None
     bad = bad or BadLines()
-    lines = _lines(stream, name, encoding, bad)
+    lines = _lines(stream, name, encoding, bad, keep_cr=fmt == "text")
     if fmt == "text":
         yield from _text_documents(lines, name, lang)
     elif fmt == "lines":
@@ -177,13 +180,20 @@ def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | Non
             para.append(line)
             continue
         if para:
-            yield _paragraph(name, index, first, "\n".join(para), lang)
+            yield _paragraph(name, index, first, _joined_lines(para), lang)
             index += 1
             para = []
     if len(head) < 20:
         _warn_if_conll(name, head)
     if para:
-        yield _paragraph(name, index, first, "\n".join(para), lang)
+        yield _paragraph(name, index, first, _joined_lines(para), lang)
+
+
+def _joined_lines(para: list[str]) -> str:
+    """A paragraph's text as the file has it: its lines with their own ends (``\\n`` or ``\\r\\n``),
+    but not the last line's."""
+    text = "\n".join(para)
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _warn_if_conll(name: str, head: list[str]) -> None:
