@@ -239,3 +239,18 @@ def test_offsets_of_a_crlf_file_index_the_files_own_text(tiny_model, tmp_path):
     r = run_cli("tag", tiny_model, src)
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows[1]["start"] == raw.index("They") and rows[1]["offsets"][0] == [raw.index("They"), raw.index("They") + 4]
+
+
+def test_english_clitics_are_split_as_conll_writes_them_and_other_languages_keep_theirs():
+    from nertool import Tagger
+    from nertool.data.text import tokenize
+
+    text = "Toyota's chief doesn't say they're in O'Neill's rock'n'roll band."
+    words = [t.text for t in tokenize(text)]
+    assert words[:2] == ["Toyota", "'s"] and ["does", "n't"] == words[3:5] and ["they", "'re"] == words[6:8]
+    assert ["O'Neill", "'s", "rock'n'roll"] == words[9:12]
+    assert all(text[t.start:t.end] == t.text for t in tokenize(text))
+    assert [t.text for t in tokenize("de programma's van z'n collega's", lang="nl")] == \
+        ["de", "programma's", "van", "z'n", "collega's"]
+    spans = Tagger.load("en-fast")("Toyota's chief met EU officials in Berlin's centre.").spans
+    assert [(s.text, s.label) for s in spans] == [("Toyota", "ORG"), ("EU", "ORG"), ("Berlin", "LOC")]

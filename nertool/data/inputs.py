@@ -151,11 +151,11 @@ def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0)
         if d.sentences is None:
             spans = sentence_spans(d.text, lang, f"{d.path}:{d.line}")
             if not part or len(spans) <= part:
-                d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e))]
+                d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e, lang))]
                 yield d
                 continue
             for s in range(0, len(spans), part):
-                yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e))],
+                yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e, lang))],
                                           first_sentence=s)
         elif part and len(d.sentences) > part:
             for s in range(0, len(d.sentences), part):

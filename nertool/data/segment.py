@@ -52,11 +52,11 @@ def _abbreviation(word: str) -> bool:
     return word.isalpha() and word[0].isupper() and len(word) <= 4
 
 
-def sentence_tokens(text: str, a: int, e: int) -> list[Token]:
+def sentence_tokens(text: str, a: int, e: int, lang: str = "en") -> list[Token]:
     """The tokens of the sentence ``text[a:e]``, offsets into ``text``. A full stop attached to
     an abbreviation inside a sentence (the segmenter did not end the sentence there) stays part
     of it, as corpora such as CoNLL-2003 write ``St.`` and ``Inc.``."""
-    toks = tokenize(text[a:e], a)
+    toks = tokenize(text[a:e], a, lang)
     if text.find(".", a, e - 1) < 0:  # no full stop before the last character: nothing to merge
         return toks
     return merge_abbreviations(toks)
@@ -78,4 +78,4 @@ def merge_abbreviations(toks: list[Token]) -> list[Token]:
 
 def sentences(text: str, lang: str = "en") -> list[list[Token]]:
     """The tokens of each sentence of ``text`` (see :func:`sentence_tokens`)."""
-    return [toks for a, e in sentence_spans(text, lang) if (toks := sentence_tokens(text, a, e))]
+    return [toks for a, e in sentence_spans(text, lang) if (toks := sentence_tokens(text, a, e, lang))]
