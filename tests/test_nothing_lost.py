@@ -254,3 +254,15 @@ def test_english_clitics_are_split_as_conll_writes_them_and_other_languages_keep
         ["de", "programma's", "van", "z'n", "collega's"]
     spans = Tagger.load("en-fast")("Toyota's chief met EU officials in Berlin's centre.").spans
     assert [(s.text, s.label) for s in spans] == [("Toyota", "ORG"), ("EU", "ORG"), ("Berlin", "LOC")]
+
+
+@pytest.mark.parametrize("extra", [[], ["--doc-context", "1"], ["--workers", "2"]])
+def test_a_trailing_docstart_survives_the_conll_output(tiny_model, tmp_path, extra):
+    src = tmp_path / "in.conll"
+    src.write_text("-DOCSTART- -X- O\n\nEU NNP B-ORG\nrejects VBZ O\n\n-DOCSTART- -X- O\n\n", encoding="utf-8")
+    r = run_cli("tag", tiny_model, src, "--format", "conll", "-o", tmp_path / "out.conll", *extra)
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "out.conll").read_text(encoding="utf-8").splitlines()
+    assert [l.split()[0] for l in lines if l] == ["-DOCSTART-", "EU", "rejects", "-DOCSTART-"]
+    r = run_cli("tag", tiny_model, src, "--format", "docs")
+    assert len(r.stdout.splitlines()) == 1  # no empty document for the trailing line

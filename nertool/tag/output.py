@@ -66,6 +66,8 @@ def format_jsonl(doc, results) -> bytes:
 
 
 def format_docs(doc, results) -> bytes:
+    if not doc.sentences and doc.docstart:  # a CoNLL input's trailing -DOCSTART-: no document
+        return b""
     return orjson.dumps(document_record(doc, results)) + b"\n"
 
 
