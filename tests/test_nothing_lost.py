@@ -266,3 +266,23 @@ def test_a_trailing_docstart_survives_the_conll_output(tiny_model, tmp_path, ext
     assert [l.split()[0] for l in lines if l] == ["-DOCSTART-", "EU", "rejects", "-DOCSTART-"]
     r = run_cli("tag", tiny_model, src, "--format", "docs")
     assert len(r.stdout.splitlines()) == 1  # no empty document for the trailing line
+
+
+def test_the_training_bar_agrees_with_the_epoch_line_and_never_passes_the_last_epoch():
+    import io
+
+    from rich.console import Console
+
+    from nertool.cli.train import RichReporter
+
+    rep = RichReporter(Console(file=io.StringIO(), width=120))
+    rep.start(epochs=2, steps_per_epoch=2)
+    fields = lambda: rep.progress.tasks[0].fields  # noqa: E731
+    assert fields()["loss"] == "-"
+    for epoch in (1, 2):
+        rep.step(epoch, 4.0, 32)
+        rep.step(epoch, 1.0, 2)  # a short last batch: the epoch's mean is weighted by sentences
+        assert fields()["loss"] == f"{(4.0 * 32 + 1.0 * 2) / 34:.4f}"
+        rep.epoch_end({"epoch": epoch, "loss": (4.0 * 32 + 1.0 * 2) / 34, "epoch_seconds": 1.0})
+        assert fields()["loss"] == "-" and fields()["epoch"] <= 2
+    rep.stop()

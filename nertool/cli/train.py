@@ -72,13 +72,13 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  dev F1 {task.fields[dev]}  run ETA {task.fields[eta]}"),
+            TextColumn("loss {task.fields[loss]}  dev F1 {task.fields[dev]}  run ETA {task.fields[eta]}"),
             console=console,
             transient=True,
         )
         self.task = None
         self.dev = "-"
-        self.total = self.count = 0.0  # this epoch's losses so far: the bar shows their mean, as the epoch line does
+        self.total = self.count = 0.0  # this epoch's losses so far, weighted by sentences as the epoch line's mean is
         self.epochs = 0
         self.t0 = time.monotonic()
 
@@ -87,17 +87,17 @@ class RichReporter:
         self.t0 = time.monotonic()
         self.first_epoch = None
         self.progress.start()
-        self.task = self.progress.add_task("train", total=steps_per_epoch, epoch=1, epochs=epochs, loss=0.0, dev=self.dev, eta="-")
+        self.task = self.progress.add_task("train", total=steps_per_epoch, epoch=1, epochs=epochs, loss="-", dev=self.dev, eta="-")
 
-    def step(self, epoch, loss):
+    def step(self, epoch, loss, sentences=1):
         if self.first_epoch is None:
             self.first_epoch = epoch
-        self.total += loss
-        self.count += 1
+        self.total += loss * sentences
+        self.count += sentences
         done = (epoch - self.first_epoch) * self.steps + self.progress.tasks[0].completed + 1
         left = (self.epochs - epoch + 1) * self.steps - self.progress.tasks[0].completed - 1
         eta = (time.monotonic() - self.t0) / done * left
-        self.progress.update(self.task, advance=1, epoch=epoch, loss=self.total / self.count,
+        self.progress.update(self.task, advance=1, epoch=epoch, loss=f"{self.total / self.count:.4f}" if self.count else "-",
                              eta=f"{int(eta // 60)}:{int(eta % 60):02d}")
 
     def epoch_end(self, r):
@@ -108,7 +108,8 @@ class RichReporter:
             f"epoch {r['epoch']:3d}/{self.epochs}  loss {r['loss']:.4f}  dev F1 {self.dev}  ({r['epoch_seconds']:.0f}s){mark}", highlight=False
         )
         self.total = self.count = 0.0
-        self.progress.reset(self.task, total=self.steps, epoch=r["epoch"] + 1, epochs=self.epochs, loss=0.0, dev=self.dev,
+        # the next epoch's bar: no loss until its first batch, and never past the last epoch
+        self.progress.reset(self.task, total=self.steps, epoch=min(r["epoch"] + 1, self.epochs), epochs=self.epochs, loss="-", dev=self.dev,
                             eta=self.progress.tasks[0].fields.get("eta", "-"))
 
     def message(self, text):

@@ -139,7 +139,7 @@ def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequen
         if weight:
             total += value * len(part)
             n += len(part)
-        reporter.step(epoch, value)
+        reporter.step(epoch, value, len(part) if weight else 0)
     o.sched.step()
     total, n = group.sum(total, n)
     return {"epoch": epoch, "loss": total / max(n, 1), "lr": o.opt.param_groups[0]["lr"],

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 class Reporter(Protocol):
     def start(self, epochs: int, steps_per_epoch: int) -> None: ...
-    def step(self, epoch: int, loss: float) -> None: ...
+    def step(self, epoch: int, loss: float, sentences: int = 1) -> None: ...
     def epoch_end(self, record: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
 
@@ -14,7 +14,7 @@ class Reporter(Protocol):
 
 class SilentReporter:
     def start(self, epochs, steps_per_epoch): pass
-    def step(self, epoch, loss): pass
+    def step(self, epoch, loss, sentences=1): pass
     def epoch_end(self, record): pass
     def message(self, text): pass
 
