@@ -286,3 +286,15 @@ def test_the_training_bar_agrees_with_the_epoch_line_and_never_passes_the_last_e
         rep.epoch_end({"epoch": epoch, "loss": (4.0 * 32 + 1.0 * 2) / 34, "epoch_seconds": 1.0})
         assert fields()["loss"] == "-" and fields()["epoch"] <= 2
     rep.stop()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["tag"], "Missing argument"), (["bogus"], "No such command 'bogus'"),
+    (["tag", "en-fast", "x.txt", "--nbest", "abc"], "Invalid value for '--nbest'"),
+    (["tag", "--nbst", "3", "x.txt"], "No such option: --nbst"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and needle in r.stderr, r.stderr
+    assert "--help" in r.stderr and "╭" not in r.stderr

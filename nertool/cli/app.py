@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from nertool.cli.common import out, state
 from nertool.cli.evaluate import evaluate_cmd
@@ -75,7 +76,31 @@ def main() -> None:
 
         if not die_with_launcher(launcher):
             raise SystemExit(128 + signal.SIGKILL)  # its run is already over
-    app()
+    raise SystemExit(_run_app())
+
+
+def _run_app() -> int:
+    """Run the app; a usage error (a missing argument, a bad option value, an unknown command) is
+    one line on stderr with exit code 2, as every other error is, not typer's boxed panel."""
+    from nertool.cli.common import err
+
+    try:
+        code = app(prog_name="nertool", standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted", highlight=False)
+        return 1
+    except Exception as e:  # click's exceptions, as typer vendors them, carry these three
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError":  # `nertool` alone: the help
+            ctx.get_help()
+            return 0
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(e.format_message())}{escape(where)}", markup=True,
+                  highlight=False, soft_wrap=True)
+        return e.exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
