@@ -298,3 +298,11 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, needle):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and needle in r.stderr, r.stderr
     assert "--help" in r.stderr and "╭" not in r.stderr
+
+
+def test_training_on_raw_text_says_it_is_raw_text(tmp_path):
+    src = tmp_path / "notes.txt"
+    src.write_text("Anna went to Paris.\nBo stayed home today.\n", encoding="utf-8")
+    r = run_cli("train", src, "--out", tmp_path / "run")
+    assert r.returncode == 2 and "notes.txt:1: this looks like raw text, not CoNLL columns" in r.stderr, r.stderr
+    assert "--scheme none" not in r.stderr

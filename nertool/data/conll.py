@@ -5,6 +5,8 @@ splits in a :class:`Corpus`.
 """
 from __future__ import annotations
 
+import re
+
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -93,6 +95,9 @@ def check_column(path: str | Path | None, row: Row, column: int, name: str) -> N
         raise DataFormatError(path, lineno, f"{name} column {column} out of range: line has {len(fields)} columns")
 
 
+_PROSE_END = re.compile(r"[^\W\d_][.!?,;:][\"')\]]*$")  # a word with its sentence's punctuation attached
+
+
 def read_conll(
     path: str | Path,
     token_column: int = 0,
@@ -121,6 +126,9 @@ def read_conll(
                 try:
                     tagmod.split_tag(tag)
                 except tagmod.TagError as e:
+                    if _PROSE_END.search(tag):  # "Paris." as a tag: a line of running text
+                        raise DataFormatError(path, lineno, "this looks like raw text, not CoNLL columns: training needs "
+                                                            "one token per line with its tag in the last column") from None
                     raise DataFormatError(path, lineno, f"{e}; use --scheme none for plain labels such as POS tags") from None
             toks.append(token)
             tgs.append(tag)
