@@ -306,3 +306,14 @@ def test_training_on_raw_text_says_it_is_raw_text(tmp_path):
     r = run_cli("train", src, "--out", tmp_path / "run")
     assert r.returncode == 2 and "notes.txt:1: this looks like raw text, not CoNLL columns" in r.stderr, r.stderr
     assert "--scheme none" not in r.stderr
+
+
+def test_a_folders_files_of_other_suffixes_are_named_not_skipped_silently(tiny_model, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.txt").write_text("Anna met Bo.\n", encoding="utf-8")
+    (d / "b.md").write_text("# Notes\nAnna met Bo.\n", encoding="utf-8")
+    (d / ".hidden").write_text("x\n", encoding="utf-8")
+    r = run_cli("tag", tiny_model, d, "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "left out 1 file(s) of other suffixes (b.md)" in r.stderr and ".hidden" not in r.stderr

@@ -6,7 +6,6 @@ splits in a :class:`Corpus`.
 from __future__ import annotations
 
 import re
-
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass

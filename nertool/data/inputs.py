@@ -121,22 +121,27 @@ def read_documents(
     elif fmt == "jsonl":
         yield from _jsonl_documents(lines, name, bad, lang)
     else:
-        sections: list = [0, None, 0]  # -DOCSTART- lines read so far, the fields and line of the latest
+        yield from _conll_documents(lines, name, bad, token_column)
 
-        def opened(lineno: int, fields: list[str]) -> None:
-            sections[:] = [sections[0] + 1, fields, lineno]
 
-        group = i = 0
-        for i, rows in enumerate(parse_columns(lines, name, bad, docstart=opened), 1):
-            if i == 1:
-                check_column(name, rows[0], token_column, "token")
-            fields = [f for _, f in rows]
-            text, toks = _joined([f[token_column] for f in fields])
-            first, group = group, sections[0]
-            yield Document(name, i - 1, rows[0][0], text, [toks], rows=[fields], group=group,
-                           docstart=sections[1] if group != first else None)
-        if sections[0] != group:  # a -DOCSTART- after the last sentence: kept for the CoNLL output
-            yield Document(name, i, sections[2], "", [], rows=[], group=sections[0], docstart=sections[1])
+def _conll_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines, token_column: int) -> Iterator[Document]:
+    """A document per sentence of a CoNLL input, each knowing its ``-DOCSTART-`` section."""
+    sections: list = [0, None, 0]  # -DOCSTART- lines read so far, the fields and line of the latest
+
+    def opened(lineno: int, fields: list[str]) -> None:
+        sections[:] = [sections[0] + 1, fields, lineno]
+
+    group = i = 0
+    for i, rows in enumerate(parse_columns(lines, name, bad, docstart=opened), 1):
+        if i == 1:
+            check_column(name, rows[0], token_column, "token")
+        fields = [f for _, f in rows]
+        text, toks = _joined([f[token_column] for f in fields])
+        first, group = group, sections[0]
+        yield Document(name, i - 1, rows[0][0], text, [toks], rows=[fields], group=group,
+                       docstart=sections[1] if group != first else None)
+    if sections[0] != group:  # a -DOCSTART- after the last sentence: kept for the CoNLL output
+        yield Document(name, i, sections[2], "", [], rows=[], group=sections[0], docstart=sections[1])
 
 
 def _split(text: str, lang: str | None) -> list[list[Token]] | None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,12 @@ def expand_inputs(specs: list[str], exclude: Path | None = None) -> list[tuple[s
         if spec == "-" or p.is_file():
             found.append((spec, p.parent))
         elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
-                           and not _inside(f, skip))
+            every = sorted(f for f in p.rglob("*") if f.is_file() and not _inside(f, skip))
+            files = [f for f in every if f.suffix.lower() in INPUT_SUFFIXES]
             if not files:
                 raise NertoolError(f"{spec}: directory has no input files ({', '.join(INPUT_SUFFIXES)})")
+            _warn_left_out(spec, [f for f in every if f.suffix.lower() not in INPUT_SUFFIXES
+                                  and not f.name.startswith(".")])
             found += [(str(f), p) for f in files]
         else:
             matches = sorted(glob.glob(spec, recursive=True))
@@ -56,6 +59,15 @@ def expand_inputs(specs: list[str], exclude: Path | None = None) -> list[tuple[s
     roots = {os.path.abspath(root) for src, root in found if src != "-"}
     top = Path(os.path.commonpath(sorted(roots))) if roots else None
     return [(src, Path("stdin") if src == "-" else Path(os.path.abspath(src)).relative_to(top)) for src, _ in found]
+
+
+def _warn_left_out(spec: str, others: list[Path]) -> None:
+    """A warning for the files of a directory that are not read (their suffix is not an input's)."""
+    if others:
+        names = ", ".join(f.name for f in others[:3]) + (", ..." if len(others) > 3 else "")
+        warnings.warn(f"{spec}: left out {len(others)} file(s) of other suffixes ({names}); name them, or a "
+                      f"glob such as '{spec.rstrip('/')}/**/*{others[0].suffix}', with --input-format",
+                      UserWarning, stacklevel=3)
 
 
 def _inside(path: Path, folder: Path | None) -> bool:
