@@ -317,3 +317,19 @@ def test_a_folders_files_of_other_suffixes_are_named_not_skipped_silently(tiny_m
     r = run_cli("tag", tiny_model, d, "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr
     assert "left out 1 file(s) of other suffixes (b.md)" in r.stderr and ".hidden" not in r.stderr
+
+
+def test_a_taggers_threads_apply_to_its_calls_not_to_the_process(tiny_model):
+    import torch
+
+    from nertool import Tagger
+
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    tagger = Tagger.load(str(tiny_model), threads=want)
+    assert torch.get_num_threads() == before
+    seen = []
+    decode = tagger.decoder.decode
+    tagger.decoder.decode = lambda *a, **k: (seen.append(torch.get_num_threads()), decode(*a, **k))[1]
+    tagger.tag_tokens([["Anna", "met", "Bo", "."]])
+    assert seen == [want] and torch.get_num_threads() == before

@@ -2,6 +2,7 @@
 confidences (marginal probabilities), optional n-best label sequences."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,8 +59,7 @@ class Tagger:
         self.lang = lang  # for sentence splitting
         self.device = torch_device(device)
         self.batch_size = batch_size
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads  # torch threads during this tagger's calls (0: leave the process's count)
         self.model = bundle.model.to(self.device).eval()
         self.encoder = Encoder(bundle.words, bundle.chars, self.model.config.max_word_chars)
         self.scheme = bundle.scheme
@@ -81,7 +81,8 @@ class Tagger:
     @classmethod
     def load(cls, model: str = "en", device: str = "cpu", batch_size: int = 256, threads: int = 0) -> "Tagger":
         """Load a model directory, an exported file, or a bundled model by name. ``threads`` (when
-        not 0) sets torch's thread count, which is the whole process's, not this tagger's."""
+        not 0) is torch's thread count while this tagger tags; the process's count is restored
+        after each call."""
         from nertool.store.loading import load
 
         torch_device(device)
@@ -146,7 +147,7 @@ class Tagger:
             opts = opts.with_(**changes)
         _check_sentences(sentences)
         check_weight(opts.doc_context, self.scheme)
-        with self._lock:
+        with self._lock, _torch_threads(self.threads):
             return self._tag_locked(sentences, opts, documents)
 
     def _tag_locked(self, sentences, opts: TagOptions, documents) -> list[SentenceResult]:
@@ -169,6 +170,20 @@ class Tagger:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
         with self._lock:
             self.features.clear()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's (process-wide) thread count set to ``n`` for the block, then restored; 0: untouched."""
+    before = torch.get_num_threads()
+    if not n or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _document_key(d: Document) -> tuple:
