@@ -333,3 +333,14 @@ def test_a_taggers_threads_apply_to_its_calls_not_to_the_process(tiny_model):
     tagger.decoder.decode = lambda *a, **k: (seen.append(torch.get_num_threads()), decode(*a, **k))[1]
     tagger.tag_tokens([["Anna", "met", "Bo", "."]])
     assert seen == [want] and torch.get_num_threads() == before
+
+
+def test_an_exported_files_labels_are_distinct(tiny_model, tmp_path):
+    import torch
+
+    r = run_cli("export", tiny_model, tmp_path / "m.pt")
+    assert r.returncode == 0, r.stderr
+    m = torch.jit.load(str(tmp_path / "m.pt"))
+    assert len(m.labels) == len(set(m.labels)) and "O" in m.labels
+    assert set(m.tag_of) == set(m.labels) and len(m.tag_of) > len(m.labels)  # BIOES inside: repeats there
+    assert all(t in m.labels for t in m.tag([["Anna", "met", "Bo", "."]])[0])

@@ -32,7 +32,10 @@ class ScriptTagger(nn.Module):
         self.register_buffer("start", start)
         self.register_buffer("end", end)
         self.register_buffer("transitions", trans)
-        self.labels: List[str] = _output_labels(bundle)
+        # the tag each of the network's labels is written as (BIOES E-PER -> I-PER: repeats), and
+        # the distinct tags that can come out, once each
+        self.tag_of: List[str] = _output_labels(bundle)
+        self.labels: List[str] = list(dict.fromkeys(self.tag_of))
         self.word_index: Dict[str, int] = dict(bundle.words.index())
         self.char_index: Dict[str, int] = dict(bundle.chars.index)
         self.char_table: Dict[str, str] = char_table  # per-character normalisation (lower-casing, digits)
@@ -132,7 +135,7 @@ class ScriptTagger(nn.Module):
         tags, _ = self.forward(words, chars, char_index, mask)
         rows: List[List[int]] = tags.cpu().tolist()
         for i, s in enumerate(sentences):
-            out.append([self.labels[k] for k in rows[i][: len(s)]])
+            out.append([self.tag_of[k] for k in rows[i][: len(s)]])
         return out
 
 
