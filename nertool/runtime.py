@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from typing import TYPE_CHECKING, Any
 
 from nertool.errors import NertoolError
@@ -50,3 +51,21 @@ def available_cores() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
+
+def die_with_parent(parent: int) -> bool:
+    """On Linux: have the kernel SIGKILL this process once its parent (the process ``parent``: a
+    torchrun launcher, a tagging run's main process) exits, so that no worker outlives its run,
+    even one busy in a long call that holds the GIL or blocked in a collective. False when the
+    parent has already gone; True otherwise (also where prctl does not exist)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return True
+    return os.getppid() == parent  # the parent may have exited before prctl took hold

@@ -156,7 +156,7 @@ def test_sigterm_to_nertool_nproc_stops_every_rank(data, tmp_path):
 
 
 def test_no_rank_outlives_a_killed_torchrun(data, tmp_path):
-    # SIGKILL leaves torchrun no time to stop its workers: the kernel must (die_with_launcher)
+    # SIGKILL leaves torchrun no time to stop its workers: the kernel must (runtime.die_with_parent)
     p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                           "-m", "nertool", "train", str(data["big"]), "--out", str(tmp_path / "run"),
                           "--epochs", "50", "--hidden-size", "16", "--threads", "1"],

@@ -344,3 +344,49 @@ def test_an_exported_files_labels_are_distinct(tiny_model, tmp_path):
     assert len(m.labels) == len(set(m.labels)) and "O" in m.labels
     assert set(m.tag_of) == set(m.labels) and len(m.tag_of) > len(m.labels)  # BIOES inside: repeats there
     assert all(t in m.labels for t in m.tag([["Anna", "met", "Bo", "."]])[0])
+
+
+def _children(pid: int) -> list[int]:
+    import pathlib
+
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_busy_with_one_huge_paragraph_stop_with_their_parent(tiny_model, tmp_path, sig):
+    import time
+
+    src = tmp_path / "one.txt"
+    src.write_text("Anna Berg visited Oslo on day 1 . She met Tim Cook . " * 150_000 + "\n", encoding="utf-8")
+    p = popen_cli("tag", tiny_model, src, "-o", tmp_path / "out.jsonl", "--workers", "2")
+    try:
+        assert wait_until(lambda: len(_children(p.pid)) >= 2, 60), "the workers must have started"
+        workers = _children(p.pid)
+        time.sleep(4)  # a worker is now deep in the one 8 MB chunk
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        p.wait(60)
+        assert time.monotonic() - t0 < 10
+        assert wait_until(lambda: not any(_alive(w) for w in workers), 10), "no worker outlives its run"
+        assert p.returncode == (128 + sig if sig == signal.SIGTERM else -sig)
+    finally:
+        p.kill()

@@ -72,9 +72,9 @@ def main() -> None:
     launcher = os.getppid()
     signal.signal(signal.SIGTERM, _terminate)
     if "LOCAL_RANK" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker
-        from nertool.training.distributed import die_with_launcher
+        from nertool.runtime import die_with_parent
 
-        if not die_with_launcher(launcher):
+        if not die_with_parent(launcher):
             raise SystemExit(128 + signal.SIGKILL)  # its run is already over
     raise SystemExit(_run_app())
 

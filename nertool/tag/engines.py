@@ -139,7 +139,11 @@ def _watch_parent(parent: int) -> None:
 
 
 def _init(model: str, device: str, threads: int, opts: TagOptions, parent: int) -> None:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    from nertool.runtime import die_with_parent
+
+    if not die_with_parent(parent):  # the kernel ends this worker with its parent (Linux)
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()  # elsewhere: polling
     try:
         import torch
 
@@ -193,6 +197,26 @@ class WorkerPool(_ChunkEngine):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        else:  # a signal or an error: stop the workers now, not after their chunks (a 10 MB one: minutes)
+            self.abort()
+
+    def abort(self) -> None:
+        """End the workers at once; what they were tagging is dropped."""
+        terminate = getattr(self.pool, "terminate_workers", None)  # Python 3.14 and later
+        if terminate is not None:
+            terminate()
+            return
+        # before: the executor's shutdown forgets its processes (a private field, public from 3.14)
+        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
 
 
 def default_workers(total_bytes: int) -> int:

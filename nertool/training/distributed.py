@@ -113,25 +113,6 @@ def launched_by_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
 
 
-def die_with_launcher(launcher: int) -> bool:
-    """Under torchrun on Linux: have the kernel SIGKILL this worker once its launcher (the process
-    ``launcher``) exits, so that no rank outlives its run. A worker blocked in the rendezvous or a
-    collective cannot act on the launcher's SIGTERM; an orphan would hold its port and its cores.
-    False when the launcher has already gone; True otherwise (also where prctl does not exist)."""
-    if not sys.platform.startswith("linux"):
-        return True
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        return True
-    return os.getppid() == launcher  # the launcher may have exited before prctl took hold
-
-
 def restarted() -> bool:
     """Whether torchrun restarted this run's processes after a failure (``--max-restarts``)."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
@@ -187,7 +168,6 @@ def rank_device(group: Group, device: str) -> str:
 def relaunch_under_torchrun(nproc: int, args: list[str]) -> int:
     """Run ``nertool ARGS`` (``--nproc`` dropped) under torchrun on ``nproc`` local processes; its exit code."""
     import subprocess
-    import sys
 
     argv, skip = [], False
     for a in args:
