@@ -390,3 +390,21 @@ def test_workers_busy_with_one_huge_paragraph_stop_with_their_parent(tiny_model,
         assert p.returncode == (128 + sig if sig == signal.SIGTERM else -sig)
     finally:
         p.kill()
+
+
+def test_a_model_retrained_in_place_tags_every_input_again(tiny_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b"):
+        (src / f"{name}.txt").write_text("Anna visited Oslo .\n", encoding="utf-8")
+    assert _tag(model, src, "-o", tmp_path / "out").returncode == 0
+    r = _tag(model, src, "-o", tmp_path / "out")
+    assert "skipping 2 input(s)" in r.stderr  # nothing changed
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes())  # the same path, written again (a retrained model)
+    r = _tag(model, src, "-o", tmp_path / "out")
+    assert r.returncode == 0 and "skipping" not in r.stderr and "tagged 2 input(s)" in r.stderr, r.stderr

@@ -91,6 +91,7 @@ def tag_cmd(
       nertool tag runs/en test.conll --format conll
       nertool tag en corpus/ 'more/*.txt' -o tagged/            # one output per input; reruns resume
     """
+    from nertool.store.locate import model_fingerprint
     from nertool.tag import bulk
     from nertool.tag.engines import default_workers, make_engine
     from nertool.tag.options import TagOptions
@@ -102,7 +103,8 @@ def tag_cmd(
     jobs = bulk.plan(specs, output, fmt.value)
     into_dir = output is not None and any(j.target is not None and j.target != output for j in jobs)
     with locked(output, "output directory") if into_dir else contextlib.nullcontext():
-        manifest = bulk.Manifest(output, f"{model} {sorted(opts.to_dict().items())}") if into_dir else None
+        settings = f"{model} {model_fingerprint(model)} {sorted(opts.to_dict().items())}"  # a retrained model redoes all
+        manifest = bulk.Manifest(output, settings) if into_dir else None
         todo = bulk.pending(jobs, force, manifest)
         bulk.remove_stale_temporaries(todo)
         if len(todo) < len(jobs):

@@ -25,6 +25,20 @@ def resolve_model(name: str | Path) -> Path:
     raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
 
 
+def model_fingerprint(name: str | Path) -> str:
+    """A short digest of the model's files as they are on disk (path, names, sizes, times): it
+    changes when the model is retrained or replaced in place, without reading the weights."""
+    import hashlib
+
+    path = resolve_model(name).resolve()
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    h = hashlib.sha256(str(path).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else ''}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def is_torchscript(path: str | Path) -> bool:
     """True if ``path`` is a file that looks like a TorchScript archive (a zip)."""
     p = Path(path)
