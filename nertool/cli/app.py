@@ -14,6 +14,7 @@ from nertool.cli.common import out, state
 from nertool.cli.evaluate import evaluate_cmd
 from nertool.cli.info import corpora_cmd, info_cmd
 from nertool.cli.models import compact_cmd, ensemble_cmd, export_cmd
+from nertool.cli.serve import serve_cmd
 from nertool.cli.tag import MetavarUsage, tag_cmd
 from nertool.cli.train import train_cmd
 from nertool.cli.tune import tune_cmd
@@ -28,6 +29,7 @@ app = typer.Typer(
         "  nertool tune train.txt --dev valid.txt --budget 60m --out tuned/\n\n"
         "  nertool evaluate runs/en test.txt --report\n\n"
         "  nertool export runs/en tagger.pt\n\n"
+        "  nertool serve en-fast --port 8080\n\n"
         "Run nertool COMMAND --help for each command's options and examples."
     ),
     no_args_is_help=True,
@@ -38,6 +40,7 @@ app.command("train")(train_cmd)
 app.command("tune", cls=MetavarUsage)(tune_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("tag", cls=MetavarUsage)(tag_cmd)
+app.command("serve")(serve_cmd)
 app.command("info")(info_cmd)
 app.command("export")(export_cmd)
 app.command("compact")(compact_cmd)
