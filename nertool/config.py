@@ -205,10 +205,14 @@ class TrainConfig(_Strict):
     # checkpoint averaging: dev, test and the saved model use the mean of the weights evaluated at
     # the ends of the last N epochs (the EMA weights when ema is on); 0 or 1: none
     average_last: int = 0
+    # auto: a corpus under 2,048 training sentences gets the small-corpus settings for every key
+    # left at its default (nertool.training.budget); off: the defaults above whatever the size
+    small_corpus: str = "auto"
 
     def __post_init__(self):
         self._check_types()
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.small_corpus", self.small_corpus, ("auto", "off"))
         _choice("train.internal_scheme", self.internal_scheme, INTERNAL_SCHEMES)
         for name in ("lr", "eval_batch_size"):
             _positive(f"train.{name}", getattr(self, name))

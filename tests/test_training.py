@@ -26,7 +26,8 @@ runner = CliRunner()
 def tiny(epochs=2, **train):
     base = Config()
     return Config(model=base.model.replace(hidden_size=16, char_hidden=8),
-                  train=base.train.replace(**{"epochs": epochs, "batch_size": 8, "lr": 0.01, "threads": 1, **train}))
+                  train=base.train.replace(**{"epochs": epochs, "batch_size": 8, "lr": 0.01, "threads": 1,
+                                              "small_corpus": "off", **train}))
 
 
 def test_dev_fraction_keeps_held_out_sentences_out_of_the_vocabularies(tmp_path):
@@ -85,6 +86,21 @@ def test_budgets_follow_the_corpus_and_keep_what_the_user_set():
     batch, epochs, notes = resolved(219, epochs=5, batch_size=32)  # the user's own budget is kept, and warned about
     assert (batch, epochs) == (32, 5) and len(notes) == 1
     assert "35 updates on 219 training sentences" in notes[0] and "at least 286" in notes[0]
+
+
+def test_a_small_corpus_gets_the_small_corpus_settings_where_the_user_set_nothing():
+    from nertool.training import budget
+
+    small, note = budget.small_corpus(Config(), 200)
+    assert (small.model.hidden_size, small.model.num_layers, small.train.optimizer, small.train.batch_size) == \
+        (128, 1, "nadam", 16)
+    assert "a small corpus (200 training sentences)" in note and 'small_corpus = "off"' in note
+    assert budget.small_corpus(Config(), 2048) == (Config(), None)  # CoNLL-sized corpora: the plain defaults
+    off = Config().override({"train": {"small_corpus": "off"}})
+    assert budget.small_corpus(off, 200) == (off, None)
+    mine = Config().override({"model": {"hidden_size": 64}, "train": {"lr": 0.01}})
+    kept, _ = budget.small_corpus(mine, 200)  # what the user set stays; the rest follows the corpus
+    assert (kept.model.hidden_size, kept.train.lr, kept.model.num_layers) == (64, 0.01, 1)
 
 
 def test_a_model_that_learned_nothing_is_named():
@@ -169,7 +185,7 @@ class CrashAt:
     def epoch_end(self, record): self.n = 0
     def message(self, text): pass
 
-    def step(self, epoch, loss):
+    def step(self, epoch, loss, sentences=1):
         self.n += 1
         if (epoch, self.n) == self.at:
             raise self.exc

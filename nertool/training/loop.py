@@ -292,8 +292,11 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     saved = group.agree(lambda: LoopState.peek(out)) if resume else {}
     train_sents, dev_sents = split_dev(corpus, config.train)
     train_sents, cut_note = cut_long(train_sents)
-    # automatic batch size and epochs made concrete for this corpus (a resume: for the run's processes)
-    config, notes = budget.resolve(config, len(train_sents), int(saved.get("processes", group.world)))
+    # the small-corpus settings, then the automatic batch size and epochs made concrete for this
+    # corpus (a resume: for the run's processes)
+    world = int(saved.get("processes", group.world))
+    config, small = budget.small_corpus(config, len(train_sents), world)
+    config, notes = budget.resolve(config, len(train_sents), world)
     asked = config  # the run's own configuration, which a resume checks against the saved one
     if resume:
         config = group.agree(lambda: batch_for_world(out, saved, config, group.world))
@@ -308,6 +311,8 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     bundle = group.agree(lambda: build_bundle(config, train_sents, labels, corpus.scheme, reporter))
     where = torch_device(device)
     _describe(bundle, config, corpus_info, group, where)
+    if small:
+        reporter.message(f"note: {small}")
     for note in notes:
         reporter.message(f"warning: {note}")
     bundle.meta["warnings"] = notes

@@ -57,6 +57,7 @@ from typing import Any
 from nertool.config import Config
 from nertool.errors import ConfigError, NertoolError
 from nertool.fileio import atomic_write_text
+from nertool.training import budget
 
 STUDY = "nertool-tune"
 BASE_LR = {"adam": 0.002, "nadam": 0.002, "sgd": 0.015}
@@ -174,6 +175,9 @@ def prepare(spec: Study, report: Callable[[str], None]) -> None:
 
     corpus = load_corpus(spec.train, spec.dev, data=spec.base.data)
     spec.n_train = len(corpus.splits["train"])
+    # the first trial is what `nertool train` would do on this corpus (small-corpus settings
+    # included); every trial then trains exactly the settings it sampled
+    spec.base = budget.small_corpus(spec.base, spec.n_train)[0].override({"train": {"small_corpus": "off"}})
     digest = fingerprint(corpus.sentences("train") + corpus.sentences("dev"))
     spec.out.mkdir(parents=True, exist_ok=True)
     study = spec.open()
