@@ -1,0 +1,181 @@
+"""`nertool serve` under load: latency and throughput against the offline model-only rate of the
+same model, in one run. Starts the service on 127.0.0.1 (a free port), drives it with a bounded
+load generator of its own (asyncio, one keep-alive connection per client; a fixed number of
+requests and a time limit per phase), and stops it with SIGTERM. Run alone on an idle machine:
+
+    .venv/bin/python scripts/bench_serve.py en-fast [--workers 1] [--threads 2] [--device cpu]
+
+Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), 256 clients against a
+queue of 16 (429s, not timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
+Sentences: CoNLL-2003 test (../shared) of 15 to 25 tokens, each sent as one text.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
+
+
+def sentences() -> list[list[str]]:
+    from nertool.data.conll import read_conll
+
+    if TEST.exists():
+        sents = [toks for toks, _ in read_conll(TEST)]
+    else:  # no corpora here: the sample corpus
+        sents = [toks for toks, _ in read_conll(ROOT / "corpora" / "sample" / "train.conll")]
+    return [s for s in sents if 15 <= len(s) <= 25]
+
+
+def offline_rate(model: str, sents: list[list[str]], threads: int, device: str, seconds: float = 5.0) -> float:
+    """The network alone (pre-tokenised, spans with scores), batches of 256: tokens/s."""
+    from nertool import Tagger
+
+    tagger = Tagger.load(model, device=device, threads=threads)
+    tagger.tag_sentences(sents[:512])  # warm
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        tagger.tag_sentences(sents)
+        n += sum(len(s) for s in sents)
+    return n / (time.perf_counter() - t0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def client(port: int, bodies: list[bytes], deadline: float, out: dict) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for body in bodies:
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            writer.write(b"POST /tag HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            out["latency"].append(time.perf_counter() - t0)
+            out["status"][status] = out["status"].get(status, 0) + 1
+    except (ConnectionError, asyncio.IncompleteReadError) as e:
+        out["status"][type(e).__name__] = out["status"].get(type(e).__name__, 0) + 1
+    finally:
+        writer.close()
+
+
+async def phase(port: int, sents: list[list[str]], clients: int, requests: int, seconds: float) -> dict:
+    per = max(1, requests // clients)
+    out: dict = {"latency": [], "status": {}}
+    deadline = time.monotonic() + seconds
+    t0 = time.perf_counter()
+    jobs = []
+    for c in range(clients):
+        mine = [json.dumps({"text": " ".join(sents[(c * per + i) % len(sents)])}).encode() for i in range(per)]
+        jobs.append(client(port, mine, deadline, out))
+    await asyncio.gather(*jobs)
+    wall = time.perf_counter() - t0
+    lat = sorted(out["latency"])
+    ok = out["status"].get(200, 0)
+    toks = sum(len(sents[(c * per + i) % len(sents)]) for c in range(clients) for i in range(per)) * ok / max(1, clients * per)
+    pct = (lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
+    return {"clients": clients, "requests": len(lat), "status": out["status"], "p50_ms": round(pct(0.5), 2),
+            "p99_ms": round(pct(0.99), 2), "tokens_per_s": round(toks / wall), "wall_s": round(wall, 1)}
+
+
+def rss_mb(pid: int) -> float:
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def start(model: str, port: int, args, queue: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "nertool", "serve", model, "--port", str(port), "--workers", str(args.workers),
+           "--threads", str(args.threads), "--device", args.device, "--max-queue", str(queue), "--no-access-log"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import urllib.request
+
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
+                return p
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    raise SystemExit("the service did not become ready in 60 s")
+
+
+def stop(p: subprocess.Popen) -> int:
+    p.send_signal(signal.SIGTERM)
+    return p.wait(60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model", nargs="?", default="en-fast")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--soak-min", type=float, default=0.0)
+    ap.add_argument("--scale", type=float, default=1.0, help="requests and time limits times this (a quick check: 0.05)")
+    args = ap.parse_args()
+    sents = sentences()
+    print(f"{len(sents)} sentences of 15-25 tokens (mean {sum(map(len, sents)) / len(sents):.1f})")
+    rate = offline_rate(args.model, sents, args.threads, args.device, 5 * min(1.0, args.scale))
+    print(f"offline, the network alone (Tagger.tag_sentences, batches of 256): {rate:,.0f} tokens/s")
+    port = free_port()
+    p = start(args.model, port, args, 256)
+    try:
+        for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
+            r = asyncio.run(phase(port, sents, clients, int(requests * args.scale), seconds * args.scale))
+            share = f", {100 * r['tokens_per_s'] / rate:.0f}% of offline" if clients == 64 else ""
+            print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
+        if args.soak_min:
+            before = rss_mb(p.pid)
+            r = asyncio.run(phase(port, sents, 8, 10**9, 60 * args.soak_min))
+            after = rss_mb(p.pid)
+            print(f"soak {args.soak_min:g} min at 8 clients: {json.dumps(r)}; RSS {before:.0f} -> {after:.0f} MB "
+                  f"({100 * (after - before) / before:+.1f}%)")
+    finally:
+        print(f"service stopped with SIGTERM: exit code {stop(p)}")
+    port = free_port()
+    p = start(args.model, port, args, 16)
+    try:
+        r = asyncio.run(phase(port, sents, 256, int(4096 * args.scale), 60 * args.scale))
+        print(f"256 clients, queue of 16: {json.dumps(r)}")
+    finally:
+        stop(p)
+
+
+if __name__ == "__main__":
+    main()
