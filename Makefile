@@ -8,9 +8,15 @@ PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n auto
 # the demo's light environment: torch and nertool's core dependencies, none of the extras
 DEMO_VENV ?= .venv-demo
 
-.PHONY: setup test test-fast lint demo clean
+.PHONY: setup browser test test-fast lint demo clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# Debian's chromium and its driver, for the test of the service's page in a real browser
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) \
+	  || echo "note: chromium could not be installed here; the page's browser test will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -4,6 +4,7 @@ read back by prometheus-client's own parser, and SIGTERM draining in a real proc
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -186,3 +187,47 @@ def test_sigterm_drains_the_requests_in_flight_then_exits_0(tiny_model, tmp_path
 def test_a_misspelt_model_is_one_line():
     r = run_cli("serve", "en-fats")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "en-fats" in r.stderr, r.stderr
+
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CHROMEDRIVER), reason="needs Debian's chromium-driver (make setup installs it)")
+def test_the_page_highlights_the_entities_in_a_real_browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = _free_port()
+    p = popen_cli("serve", "en-fast", "--port", port)
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        opts.add_argument(arg)
+    opts.binary_location = "/usr/bin/chromium"
+    browser = None
+    try:
+        assert wait_until(lambda: _ready(port), 90)
+        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        browser.get(f"http://127.0.0.1:{port}/")
+        text = "Angela Merkel met Emmanuel Macron in Paris."
+        box = browser.find_element(By.ID, "text")
+        box.clear()
+        box.send_keys(text)
+        browser.find_element(By.ID, "go").click()
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-done") == "1")
+        marks = browser.find_elements(By.TAG_NAME, "mark")
+        shown = [(m.get_attribute("data-label"), m.get_attribute("title").split()[0]) for m in marks]
+        status, expected = _post(port, {"text": text})
+        assert status == 200 and shown == [(s["label"], s["label"]) for s in expected["spans"]]
+        assert [m.text.rsplit("\n", 1)[0].removesuffix(m.get_attribute("data-label")).strip() for m in marks] == \
+            [s["text"] for s in expected["spans"]]
+        assert all(float(m.get_attribute("title").split()[1]) > 0.5 for m in marks)  # the score on hover
+        assert browser.find_element(By.ID, "result").text.replace("\n", " ").startswith("Angela Merkel")
+        assert json.loads(browser.find_element(By.ID, "json").text) == expected
+    finally:
+        if browser is not None:
+            browser.quit()
+        p.send_signal(signal.SIGTERM)
+        p.wait(60)
