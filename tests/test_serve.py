@@ -231,3 +231,4 @@ def test_the_page_highlights_the_entities_in_a_real_browser(tmp_path):
             browser.quit()
         p.send_signal(signal.SIGTERM)
         p.wait(60)
+
