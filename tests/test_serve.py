@@ -106,6 +106,12 @@ def test_size_key_and_unknown_paths(tagger):
         r = c.get("/nowhere")
         assert r.status_code == 404 and "no such endpoint" in r.json()["error"]
         assert c.get("/tag").status_code == 405
+        spec = c.get("/openapi.json").json()
+        assert {"/tag", "/info", "/health", "/ready", "/metrics"} <= set(spec["paths"])
+        assert "text" in spec["paths"]["/tag"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        for page in ("/", "/docs"):  # offline: nothing fetched from elsewhere
+            html = c.get(page).text
+            assert "<html" in html and "http://" not in html and "https://" not in html and "//cdn" not in html
 
 
 def test_a_full_queue_answers_429_and_a_slow_answer_504(tagger):
