@@ -408,3 +408,25 @@ def test_a_model_retrained_in_place_tags_every_input_again(tiny_model, tmp_path)
     weights.write_bytes(weights.read_bytes())  # the same path, written again (a retrained model)
     r = _tag(model, src, "-o", tmp_path / "out")
     assert r.returncode == 0 and "skipping" not in r.stderr and "tagged 2 input(s)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("window", [40, 97, 300, 5000])
+def test_a_long_text_split_a_window_at_a_time_gives_the_same_sentences(window):
+    from nertool.data.segment import iter_sentence_spans, sentence_spans
+
+    text = ("Dr. Anna Berg visited Oslo on Monday. She met Tim Cook at 3.30 p.m. there! Did the U.S. "
+            "delegation come? Yes.  A sentence much longer than the smallest windows, running on and on "
+            "without a full stop for quite a while before it ends. ") * 7
+    assert list(iter_sentence_spans(text, window=window)) == sentence_spans(text)
+
+
+def test_a_long_paragraph_in_parts_keeps_every_sentence_in_order():
+    import io
+
+    from nertool.data.inputs import read_documents, segment_documents
+
+    text = "Anna Berg visited Oslo on Monday . She met Tim Cook there . " * 3000  # one line, 6,000 sentences
+    docs = list(segment_documents(read_documents(io.BytesIO(text.encode()), "x.txt", "text", lang=None), "en", part=1024))
+    assert [d.first_sentence for d in docs] == list(range(0, 6000, 1024))
+    words = [t.text for d in docs for s in d.sentences for t in s]
+    assert words == text.split() and all(d.text is docs[0].text for d in docs)

@@ -9,6 +9,7 @@ What a document is, by input format: ``text``, a paragraph (lines up to a blank 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from nertool.data.conll import check_column, parse_columns
-from nertool.data.segment import sentence_spans, sentence_tokens
+from nertool.data.segment import iter_sentence_spans, sentence_spans, sentence_tokens
 from nertool.data.segment import sentences as split_text
 from nertool.data.text import Token
 from nertool.errors import BadLines, DataFormatError, NertoolError
@@ -155,20 +156,32 @@ def segment_documents(docs: Iterable[Document], lang: str = "en", part: int = 0)
     is never held as tokens whole."""
     for d in docs:
         if d.sentences is None:
-            spans = sentence_spans(d.text, lang, f"{d.path}:{d.line}")
-            if not part or len(spans) <= part:
-                d.sentences = [t for a, e in spans if (t := sentence_tokens(d.text, a, e, lang))]
-                yield d
-                continue
-            for s in range(0, len(spans), part):
-                yield dataclasses.replace(d, sentences=[t for a, e in spans[s : s + part] if (t := sentence_tokens(d.text, a, e, lang))],
-                                          first_sentence=s)
+            yield from _split_parts(d, lang, part)
         elif part and len(d.sentences) > part:
             for s in range(0, len(d.sentences), part):
                 yield dataclasses.replace(d, sentences=d.sentences[s : s + part], rows=d.rows[s : s + part],
                                           first_sentence=d.first_sentence + s)
         else:
             yield d
+
+
+def _split_parts(d: Document, lang: str, part: int) -> Iterator[Document]:
+    """``d`` split into sentences: whole, or (``part`` > 0) in parts of ``part`` sentences, found
+    a window of text at a time, so that a long paragraph's boundaries are never all held."""
+    where = f"{d.path}:{d.line}"
+    spans = iter_sentence_spans(d.text, lang, where) if part else iter(sentence_spans(d.text, lang, where))
+    groups = iter(lambda: list(itertools.islice(spans, part or None)), [])
+    first = next(groups, [])
+    later = next(groups, None)
+    if later is None:
+        d.sentences = [t for a, e in first if (t := sentence_tokens(d.text, a, e, lang))]
+        yield d
+        return
+    s = 0
+    for group in itertools.chain([first, later], groups):
+        yield dataclasses.replace(d, sentences=[t for a, e in group if (t := sentence_tokens(d.text, a, e, lang))],
+                                  first_sentence=s)
+        s += len(group)
 
 
 def _text_documents(lines: Iterable[tuple[int, str]], name: str, lang: str | None) -> Iterator[Document]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 
 from sentencex import get_sentence_boundaries
 
@@ -36,6 +37,27 @@ def sentence_spans(text: str, lang: str = "en", where: str | None = None) -> lis
             a += len(chunk) - len(chunk.lstrip())
             out.append((a, a + len(stripped)))
     return out
+
+
+WINDOW = 1 << 20  # characters of a long text the segmenter sees at a time
+
+
+def iter_sentence_spans(text: str, lang: str = "en", where: str | None = None,
+                        window: int = WINDOW) -> Iterator[tuple[int, int]]:
+    """:func:`sentence_spans` of ``text``, found a window at a time: each window's last sentence
+    (perhaps cut by the window's end) is found again at the start of the next, so a text of any
+    length needs the boundaries of one window at a time, not of all of it."""
+    pos, n = 0, len(text)
+    while pos < n:
+        if pos + window >= n:
+            yield from ((a + pos, e + pos) for a, e in sentence_spans(text[pos:], lang, where))
+            return
+        spans = sentence_spans(text[pos : pos + window], lang, where)
+        if len(spans) < 2:  # one sentence longer than the window: look further
+            window *= 2
+            continue
+        yield from ((a + pos, e + pos) for a, e in spans[:-1])
+        pos += spans[-1][0]
 
 
 def _fallback(text: str, where: str | None, error: BaseException) -> list[tuple[int, int]]:
