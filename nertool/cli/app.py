@@ -14,6 +14,7 @@ from nertool.cli.common import out, state
 from nertool.cli.evaluate import evaluate_cmd
 from nertool.cli.info import corpora_cmd, info_cmd
 from nertool.cli.models import compact_cmd, ensemble_cmd, export_cmd
+from nertool.cli.select import select_cmd
 from nertool.cli.serve import serve_cmd
 from nertool.cli.tag import MetavarUsage, tag_cmd
 from nertool.cli.train import train_cmd
@@ -41,6 +42,7 @@ app.command("tune", cls=MetavarUsage)(tune_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("tag", cls=MetavarUsage)(tag_cmd)
 app.command("serve")(serve_cmd)
+app.command("select")(select_cmd)
 app.command("info")(info_cmd)
 app.command("export")(export_cmd)
 app.command("compact")(compact_cmd)
