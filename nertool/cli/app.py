@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from nertool.cli.common import out, state
+from nertool.cli.convert import convert_cmd
 from nertool.cli.evaluate import evaluate_cmd
 from nertool.cli.info import corpora_cmd, info_cmd
 from nertool.cli.models import compact_cmd, ensemble_cmd, export_cmd
@@ -43,6 +44,7 @@ app.command("evaluate")(evaluate_cmd)
 app.command("tag", cls=MetavarUsage)(tag_cmd)
 app.command("serve")(serve_cmd)
 app.command("select")(select_cmd)
+app.command("convert")(convert_cmd)
 app.command("info")(info_cmd)
 app.command("export")(export_cmd)
 app.command("compact")(compact_cmd)
