@@ -80,3 +80,18 @@ def test_convert_from_label_studio_to_conll(tmp_path):
     assert r.returncode == 0 and "converted 12 record(s), 20 span(s)" in r.stderr, r.stderr
     lines = (tmp_path / "train.conll").read_text(encoding="utf-8").splitlines()
     assert lines[:3] == ["Angela B-PER", "Merkel I-PER", "met O"]
+
+
+@pytest.mark.parametrize("fmt", ["prodigy", "doccano", "labelstudio", "argilla"])
+def test_train_reads_each_tools_export_directly(tmp_path, fmt):
+    from nertool.config import DataConfig
+    from nertool.data.conll import load_corpus
+
+    path = tmp_path / f"train.{'json' if fmt == 'labelstudio' else 'jsonl'}"
+    write(path, records() * 3, fmt)
+    for given in ("auto", fmt):
+        corpus = load_corpus(path, data=DataConfig(format=given))
+        toks, tags = corpus.sentences("train")[0]
+        assert toks[:3] == ["Angela", "Merkel", "met"] and tags[:3] == ["B-PER", "I-PER", "O"]
+    r = run_cli("train", path, "--epochs", "1", "--out", tmp_path / "run", "--threads", "1")
+    assert r.returncode == 0, r.stderr

@@ -230,10 +230,22 @@ def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
 
 
 def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: bool = True) -> list[Sentence]:
-    """Read a local corpus file as ``data`` says (CoNLL columns, or CoNLL-U)."""
+    """Read a local corpus file as ``data`` says (CoNLL columns, CoNLL-U, or an annotation tool's
+    export: Prodigy, doccano, Label Studio, Argilla; ``auto`` knows a JSON file by its content)."""
     if data.format == "conllu" or (data.format == "auto" and str(path).endswith(".conllu")):
         return read_conllu(path, data.tag_field, data.encoding)
+    if data.format not in ("auto", "conll") or (data.format == "auto" and _starts_like_json(path)):
+        from nertool.data.annotations import read
+
+        records, _ = read(path, data.format)
+        return [([t.text for t in r.tokens], r.tags()) for r in records if r.tokens]
     return read_conll(path, data.token_column, data.tag_column, data.encoding, check_tags)
+
+
+def _starts_like_json(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] in (b"{", b"[")
 
 
 def load_corpus(
