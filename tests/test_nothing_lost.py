@@ -430,3 +430,15 @@ def test_a_long_paragraph_in_parts_keeps_every_sentence_in_order():
     assert [d.first_sentence for d in docs] == list(range(0, 6000, 1024))
     words = [t.text for d in docs for s in d.sentences for t in s]
     assert words == text.split() and all(d.text is docs[0].text for d in docs)
+
+
+def test_a_local_folder_named_like_a_bundled_model_does_not_shadow_it(tmp_path):
+    (tmp_path / "en-fast").mkdir()  # a folder of texts, not a model
+    (tmp_path / "en-fast" / "b.txt").write_text("Bo met Anna.\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("Anna went to Paris.\n", encoding="utf-8")
+    r = run_cli("tag", "en-fast", "a.txt", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["path"] for line in r.stdout.splitlines()] == ["a.txt"]  # tagged with the model
+    assert r.stderr.count("the bundled model; the local folder en-fast holds no model (write ./en-fast") == 1
+    r = run_cli("tag", "en-fast", "./en-fast", cwd=tmp_path)
+    assert r.returncode == 0 and [json.loads(line)["path"] for line in r.stdout.splitlines()] == ["en-fast/b.txt"]

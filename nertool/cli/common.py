@@ -93,9 +93,13 @@ def user_errors(fn):
                 err.print(f"[bold red]error:[/] {escape(text)}", markup=True, highlight=False, soft_wrap=True)
                 raise typer.Exit(2) from None
             finally:
+                said = set()
                 for w in caught:
-                    if issubclass(w.category, UserWarning) and "nertool" in str(w.filename) or "repaired" in str(w.message):
-                        err.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
+                    text = str(w.message)
+                    if (issubclass(w.category, UserWarning) and "nertool" in str(w.filename) or "repaired" in text) \
+                            and text not in said:
+                        said.add(text)  # once each, however often the library met it
+                        err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
     return wrapper
 

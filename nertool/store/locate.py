@@ -2,6 +2,7 @@
 reading process of a multi-process run stays small)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from nertool.errors import ModelError
@@ -15,11 +16,17 @@ def bundled_models() -> list[str]:
 
 
 def resolve_model(name: str | Path) -> Path:
-    """A model path: an existing path as given, else a bundled model of that name."""
+    """A model path: an existing path as given, else a bundled model of that name. A bare bundled
+    name (``en``) means the bundled model even where a local file or folder of that name exists
+    but holds no model (write ``./en`` for that one), with a warning saying so."""
     p = Path(name)
-    if p.exists():
+    bundled = isinstance(name, str) and "/" not in name and (BUNDLED_DIR / name / CONFIG).is_file()
+    if p.exists() and not (bundled and not _holds_model(p)):
         return p
-    if isinstance(name, str) and (BUNDLED_DIR / name / CONFIG).is_file():
+    if bundled:
+        if p.exists():
+            warnings.warn(f"{name}: the bundled model; the local {'folder' if p.is_dir() else 'file'} {name} holds "
+                          f"no model (write ./{name} to mean it)", UserWarning, stacklevel=2)
         return BUNDLED_DIR / name
     avail = ", ".join(bundled_models()) or "none installed"
     raise ModelError(f"{name}: no such model directory or file, and no bundled model of that name (bundled: {avail})")
@@ -37,6 +44,10 @@ def model_fingerprint(name: str | Path) -> str:
         st = f.stat()
         h.update(f"{f.relative_to(path) if f != path else ''}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+def _holds_model(p: Path) -> bool:
+    return (p / CONFIG).is_file() or is_torchscript(p)
 
 
 def is_torchscript(path: str | Path) -> bool:
