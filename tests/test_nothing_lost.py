@@ -442,3 +442,20 @@ def test_a_local_folder_named_like_a_bundled_model_does_not_shadow_it(tmp_path):
     assert r.stderr.count("the bundled model; the local folder en-fast holds no model (write ./en-fast") == 1
     r = run_cli("tag", "en-fast", "./en-fast", cwd=tmp_path)
     assert r.returncode == 0 and [json.loads(line)["path"] for line in r.stdout.splitlines()] == ["en-fast/b.txt"]
+
+
+def test_an_exported_file_keeps_a_float16_pretrained_table_in_float16(tmp_path):
+    import torch
+
+    from nertool import Tagger
+    from nertool.store.export import export
+    from nertool.store.loading import load
+
+    out = export(load("en-fast"), tmp_path / "m.pt")
+    m = torch.jit.load(str(out))
+    assert m.emitter.pretrained.dtype == torch.float16
+    assert out.stat().st_size < 55e6  # 79.9 MB with the table in float32
+    sents = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."], ["Peter", "Blackburn"]]
+    eager, exported = Tagger.load("en-fast").tag_sentences(sents), Tagger.load(str(out)).tag_sentences(sents)
+    assert [r.tags for r in eager] == [r.tags for r in exported]
+    assert [r.token_scores for r in eager] == [r.token_scores for r in exported]

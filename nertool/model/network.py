@@ -245,7 +245,7 @@ class Emitter(nn.Module):
         tuned_ids = torch.where(words < self.n_tuned, words, torch.zeros_like(words))  # [PAD] row is 0
         x = self.tuned(tuned_ids)
         if self.has_pretrained:
-            pre = self.pretrained[words]
+            pre = self.pretrained[words].to(x.dtype)  # the table may be kept in float16 (exported files)
             if self.training and self.tuned_dropout > 0:
                 # teach the network to read plain pretrained vectors, as it must for words never
                 # seen in training: drop the trained correction of words that have a vector

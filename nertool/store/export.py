@@ -157,6 +157,17 @@ def _metadata(bundle: ModelBundle) -> dict:
     }
 
 
+def _compact_pretrained(emitter: nn.Module, precision: str) -> None:
+    """The frozen pretrained table in float16 when the model directory keeps it so (its values are
+    float16 already: nothing changes but the file's size); looked up, it is float32 again."""
+    if precision != "float16" or not getattr(emitter, "has_pretrained", False):
+        return
+    table = emitter.pretrained.half()
+    emitter.pretrained = table
+    for member in getattr(emitter, "members", []):  # an ensemble's networks share the table
+        member.pretrained = table
+
+
 def export(bundle: ModelBundle, out: str | Path) -> Path:
     """Write ``bundle`` (an eager model, as :func:`nertool.store.loading.load` gives for a directory)
     as one TorchScript file at ``out``."""
@@ -165,6 +176,7 @@ def export(bundle: ModelBundle, out: str | Path) -> Path:
     tagger = ScriptTagger(bundle).eval()
     for p in tagger.parameters():
         p.requires_grad_(False)  # inference only: no autograd bookkeeping in the exported file
+    _compact_pretrained(tagger.emitter, bundle.model.config.pretrained_precision)
     module = torch.jit.script(tagger)
     buf = io.BytesIO()
     torch.jit.save(module, buf, _extra_files={"nertool.json": module.metadata})
