@@ -84,3 +84,14 @@ def test_the_cli_writes_prodigy_tasks_with_the_models_spans(tiny_model, tmp_path
             assert s["start"] == t["tokens"][s["token_start"]]["start"] and s["end"] == t["tokens"][s["token_end"]]["end"]
     bad = run_cli("select", tiny_model, SAMPLE / "sample.txt", "--strategy", "loudest")
     assert bad.returncode == 2 and "unknown strategy 'loudest'" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["prodigy", "doccano", "labelstudio", "argilla"])
+def test_picked_tasks_read_back_as_each_tools_format(tiny_model, tmp_path, fmt):
+    from nertool.data.annotations import read
+
+    out = tmp_path / f"picked.{'json' if fmt == 'labelstudio' else 'jsonl'}"
+    r = run_cli("select", tiny_model, SAMPLE / "sample.txt", "-n", "2", "--to", fmt, "-o", out)
+    assert r.returncode == 0, r.stderr
+    back, _ = read(out, fmt)
+    assert len(back) == 2 and all(r.text for r in back)

@@ -19,9 +19,11 @@ def select_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the random strategy.")] = 0,
     input_format: Annotated[InputFormat, typer.Option(help="Pool format (auto: from each file's suffix).")] = InputFormat.auto,
     lang: Annotated[str, typer.Option(help="Language of the texts, for sentences and tokens.")] = "en",
+    to: Annotated[str, typer.Option("--to", help="Task format: prodigy (JSONL), doccano (JSONL), labelstudio (a JSON list), argilla (JSONL).")] = "prodigy",
 ):
     """Rank the sentences of a pool by the model's uncertainty (exact CRF probabilities) and write
-    the N most uncertain, with the model's spans as suggestions, as Prodigy-style JSONL tasks.
+    the N most uncertain, with the model's spans and scores as suggestions, as tasks for an
+    annotation tool (Prodigy, doccano, Label Studio, Argilla).
 
     Example:
       nertool select runs/mine pool/ -n 500 --strategy margin -o to_label.jsonl
@@ -31,11 +33,14 @@ def select_cmd(
     import orjson
 
     from nertool.data.inputs import open_input, read_documents, segment_documents
+    from nertool.errors import NertoolError
     from nertool.fileio import atomic_write
     from nertool.tag.bulk import expand_inputs
-    from nertool.tag.select import options_for, prodigy_records, select
+    from nertool.tag.select import TASK_FORMATS, options_for, select, task_records
     from nertool.tag.tagger import Tagger
 
+    if to not in TASK_FORMATS:
+        raise NertoolError(f"unknown task format {to!r}; expected one of {', '.join(TASK_FORMATS)}")
     tagger = Tagger.load(model)
     opts = options_for(strategy, tagger.options.with_(lang=lang))
 
@@ -49,7 +54,11 @@ def select_cmd(
                     stream.close()
 
     picks = select(tagger, docs(), n, strategy, seed, opts)
-    data = b"".join(orjson.dumps(rec) + b"\n" for rec in prodigy_records(picks, strategy))
+    records = list(task_records(picks, strategy, to))
+    if to == "labelstudio":
+        data = orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n"
+    else:
+        data = b"".join(orjson.dumps(rec) + b"\n" for rec in records)
     if out is None:
         sys.stdout.buffer.write(data)
     else:

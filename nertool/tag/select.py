@@ -89,6 +89,32 @@ def _pick(score: float, doc: Document, k: int, sent, r) -> Pick:
                 tuple((label, s, e, p) for label, s, e, p in r.chunks))
 
 
+TASK_FORMATS = ("prodigy", "doccano", "labelstudio", "argilla")
+
+
+def task_records(picks: list[Pick], strategy: str, fmt: str = "prodigy") -> Iterator[dict[str, Any]]:
+    """The picks as tasks to import into an annotation tool, pre-annotated with the model's spans:
+    Prodigy (spans with scores, ``meta``), doccano (``label``), Label Studio (``predictions`` with
+    each span's score and the sentence's as the prediction's), Argilla (``prediction`` with scores)."""
+    if fmt not in TASK_FORMATS:
+        raise ConfigError(f"unknown task format {fmt!r}; expected one of {', '.join(TASK_FORMATS)}")
+    if fmt == "prodigy":
+        yield from prodigy_records(picks, strategy)
+        return
+    for p in picks:
+        spans = [(p.tokens[s][1], p.tokens[e - 1][2], label, round(prob, 6)) for label, s, e, prob in p.spans]
+        meta = {"path": p.path, "sentence": p.sentence, "line": p.line, "uncertainty": round(p.uncertainty, 6)}
+        if fmt == "doccano":
+            yield {"text": p.text, "label": [[a, b, label] for a, b, label, _ in spans], "meta": meta}
+        elif fmt == "argilla":
+            yield {"text": p.text, "tokens": [t for t, _, _ in p.tokens], "prediction": [[lab, a, b, sc] for a, b, lab, sc in spans],
+                   "metadata": meta}
+        else:
+            yield {"data": {"text": p.text, **meta}, "predictions": [{"model_version": "nertool", "score": round(1 - p.uncertainty, 6), "result": [
+                {"from_name": "label", "to_name": "text", "type": "labels", "score": sc,
+                 "value": {"start": a, "end": b, "text": p.text[a:b], "labels": [lab]}} for a, b, lab, sc in spans]}]}
+
+
 def prodigy_records(picks: list[Pick], strategy: str) -> Iterator[dict[str, Any]]:
     """Prodigy's JSONL task shape: ``text``, ``tokens``, ``spans`` (the model's suggestions, token
     ranges inclusive as Prodigy has them) and ``meta`` (where it came from, its uncertainty)."""
