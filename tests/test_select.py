@@ -95,3 +95,14 @@ def test_picked_tasks_read_back_as_each_tools_format(tiny_model, tmp_path, fmt):
     assert r.returncode == 0, r.stderr
     back, _ = read(out, fmt)
     assert len(back) == 2 and all(r.text for r in back)
+
+
+def test_diverse_passes_over_near_duplicates(tagger):
+    pool = [TEXTS[0]] * 5 + [TEXTS[0].replace(".", " today.")] * 3 + TEXTS[1:]
+    ranked = select(tagger, docs(pool), 100, "least-confidence")
+    spread = select(tagger, docs(pool), 3, "least-confidence", diverse=True)
+    order = [ranked.index(p) for p in spread]
+    assert order == sorted(order) and order[0] == 0  # the most uncertain first, the rest in rank order
+    words = [{t.lower() for t, _, _ in p.tokens} for p in spread]
+    assert all(len(a & b) < 0.7 * len(a | b) for i, a in enumerate(words) for b in words[i + 1:])
+    assert len(spread) == min(3, len(TEXTS))

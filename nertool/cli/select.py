@@ -19,6 +19,7 @@ def select_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the random strategy.")] = 0,
     input_format: Annotated[InputFormat, typer.Option(help="Pool format (auto: from each file's suffix).")] = InputFormat.auto,
     lang: Annotated[str, typer.Option(help="Language of the texts, for sentences and tokens.")] = "en",
+    diverse: Annotated[bool, typer.Option("--diverse", help="Pass over near-duplicates of sentences already picked (word overlap 0.7 or more).")] = False,
     to: Annotated[str, typer.Option("--to", help="Task format: prodigy (JSONL), doccano (JSONL), labelstudio (a JSON list), argilla (JSONL).")] = "prodigy",
 ):
     """Rank the sentences of a pool by the model's uncertainty (exact CRF probabilities) and write
@@ -53,7 +54,7 @@ def select_cmd(
                 if src != "-":
                     stream.close()
 
-    picks = select(tagger, docs(), n, strategy, seed, opts)
+    picks = select(tagger, docs(), n, strategy, seed, opts, diverse=diverse)
     records = list(task_records(picks, strategy, to))
     if to == "labelstudio":
         data = orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n"

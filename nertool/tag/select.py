@@ -63,10 +63,14 @@ def options_for(strategy: str, base: TagOptions) -> TagOptions:
 
 
 def select(tagger, docs: Iterable[Document], n: int, strategy: str = "least-confidence", seed: int = 0,
-           options: TagOptions | None = None) -> list[Pick]:
-    """The ``n`` most uncertain sentences of ``docs`` (split documents), most uncertain first."""
+           options: TagOptions | None = None, diverse: bool = False) -> list[Pick]:
+    """The ``n`` most uncertain sentences of ``docs`` (split documents), most uncertain first.
+    With ``diverse``, a sentence whose words overlap a more uncertain pick's by :data:`NEAR` or
+    more (Jaccard, lower-cased) is passed over for the next one: near-duplicates are not all picked."""
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
+    if diverse:
+        return _spread(select(tagger, docs, DIVERSE_POOL * n, strategy, seed, options), n)
     opts = options_for(strategy, options or tagger.options)
     rng = random.Random(seed)
     heap: list[tuple[float, int, Pick]] = []  # the n most uncertain so far; the least of them on top
@@ -79,6 +83,21 @@ def select(tagger, docs: Iterable[Document], n: int, strategy: str = "least-conf
                 entry = (score, -order, _pick(score, doc, k, sent, r))
                 (heapq.heappush if len(heap) < n else heapq.heapreplace)(heap, entry)
     return [p for _, _, p in sorted(heap, key=lambda e: (e[0], e[1]), reverse=True)]
+
+
+NEAR = 0.7  # word-set overlap (Jaccard) from which two sentences count as near-duplicates
+DIVERSE_POOL = 4  # with diverse, the n picks are spread over the 4n most uncertain
+
+
+def _spread(ranked: list[Pick], n: int) -> list[Pick]:
+    kept: list[tuple[Pick, set[str]]] = []
+    for p in ranked:
+        words = {t.lower() for t, _, _ in p.tokens}
+        if all(len(words & w) < NEAR * len(words | w) for _, w in kept):
+            kept.append((p, words))
+            if len(kept) == n:
+                break
+    return [p for p, _ in kept]
 
 
 def _pick(score: float, doc: Document, k: int, sent, r) -> Pick:
