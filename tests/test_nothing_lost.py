@@ -459,3 +459,8 @@ def test_an_exported_file_keeps_a_float16_pretrained_table_in_float16(tmp_path):
     eager, exported = Tagger.load("en-fast").tag_sentences(sents), Tagger.load(str(out)).tag_sentences(sents)
     assert [r.tags for r in eager] == [r.tags for r in exported]
     assert [r.token_scores for r in eager] == [r.token_scores for r in exported]
+
+
+def test_export_to_a_suffix_it_does_not_write_is_refused(tiny_model, tmp_path):
+    r = run_cli("export", tiny_model, tmp_path / "m.onnx")
+    assert r.returncode == 2 and "m.onnx: nertool exports TorchScript (.pt)" in r.stderr and not (tmp_path / "m.onnx").exists()

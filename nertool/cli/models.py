@@ -27,6 +27,11 @@ def export_cmd(
     from nertool.store.loading import load
     from nertool.store.locate import check_new_output
 
+    from nertool.errors import NertoolError
+
+    if output.suffix.lower() not in (".pt", ".pth", ".ts", ".torchscript", ""):
+        raise NertoolError(f"{output}: nertool exports TorchScript (.pt); {output.suffix} files are not written "
+                           "(ONNX export is not available yet)")
     check_new_output(output, [model], "exported file", directory=False)
     path = export(load(model), output)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
