@@ -23,11 +23,10 @@ def export_cmd(
     Example:
       nertool export runs/en tagger.pt
     """
+    from nertool.errors import NertoolError
     from nertool.store.export import export
     from nertool.store.loading import load
     from nertool.store.locate import check_new_output
-
-    from nertool.errors import NertoolError
 
     if output.suffix.lower() not in (".pt", ".pth", ".ts", ".torchscript", ""):
         raise NertoolError(f"{output}: nertool exports TorchScript (.pt); {output.suffix} files are not written "
