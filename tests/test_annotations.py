@@ -95,3 +95,12 @@ def test_train_reads_each_tools_export_directly(tmp_path, fmt):
         assert toks[:3] == ["Angela", "Merkel", "met"] and tags[:3] == ["B-PER", "I-PER", "O"]
     r = run_cli("train", path, "--epochs", "1", "--out", tmp_path / "run", "--threads", "1")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_conll_file_starting_with_a_bracket_is_still_conll(tmp_path):
+    from nertool.data.conll import load_corpus
+
+    path = tmp_path / "b.conll"
+    path.write_text("[ ( O\nEU NNP B-ORG\n] ) O\n\n{ ( O\nBo NNP B-PER\n\n", encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.sentences("train")[0] == (["[", "EU", "]"], ["O", "B-ORG", "O"])

@@ -243,9 +243,19 @@ def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: boo
 
 
 def _starts_like_json(path: str | Path) -> bool:
+    """True for a JSON list of tasks or JSONL records; a CoNLL line such as ``[ ( O`` is no JSON."""
+    import json
+
     with open(path, "rb") as f:
-        head = f.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head[:1] in (b"{", b"[")
+        first = f.readline(1 << 20).lstrip(b"\xef\xbb\xbf \t\r\n").rstrip()
+    if first in (b"[", b"[{") or first.startswith(b"[{"):
+        return True
+    if not first.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
 
 
 def load_corpus(
