@@ -28,10 +28,10 @@ def export_cmd(
     from nertool.store.loading import load
     from nertool.store.locate import check_new_output
 
-    if output.suffix.lower() not in (".pt", ".pth", ".ts", ".torchscript", ""):
-        raise NertoolError(f"{output}: nertool exports TorchScript (.pt); {output.suffix} files are not written "
-                           "(ONNX export is not available yet)")
     check_new_output(output, [model], "exported file", directory=False)
+    if output.suffix.lower() not in (".pt", ".pth", ".ts", ".torchscript", ""):
+        later = " (ONNX export is not available yet)" if output.suffix.lower() == ".onnx" else ""
+        raise NertoolError(f"{output}: nertool exports TorchScript files (.pt); {output.suffix} files are not written{later}")
     path = export(load(model), output)
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
 
