@@ -464,3 +464,15 @@ def test_an_exported_file_keeps_a_float16_pretrained_table_in_float16(tmp_path):
 def test_export_to_a_suffix_it_does_not_write_is_refused(tiny_model, tmp_path):
     r = run_cli("export", tiny_model, tmp_path / "m.onnx")
     assert r.returncode == 2 and "m.onnx: nertool exports TorchScript files (.pt)" in r.stderr and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_training_message_with_brackets_is_printed_as_written():
+    import io
+
+    from rich.console import Console
+
+    from nertool.cli.train import RichReporter
+
+    buf = io.StringIO()
+    RichReporter(Console(file=buf, width=200)).message('note: ([train] small_corpus = "off" keeps the plain defaults)')
+    assert '([train] small_corpus = "off"' in buf.getvalue()

@@ -113,7 +113,7 @@ class RichReporter:
                             eta=self.progress.tasks[0].fields.get("eta", "-"))
 
     def message(self, text):
-        self.console.print(text, highlight=False, soft_wrap=True)
+        self.console.print(text, highlight=False, soft_wrap=True, markup=False)  # "[train] ..." is text
 
     def stop(self):
         self.progress.stop()
