@@ -29,8 +29,9 @@ def test_no_function_body_is_longer_than_60_lines():
 
 def test_the_package_shows_its_stages():
     flat = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert flat == ["__init__.py", "__main__.py", "config.py", "errors.py", "fileio.py", "raydata.py", "runtime.py"]
-    for stage in ("data", "model", "store", "training", "tag", "cli"):
+    assert flat == ["__init__.py", "__main__.py", "config.py", "errors.py", "fileio.py", "raydata.py", "runtime.py",
+                    "spacy_pipe.py"]
+    for stage in ("data", "model", "store", "training", "tag", "serving", "cli"):
         assert (PACKAGE / stage / "__init__.py").is_file()
 
 

@@ -246,6 +246,8 @@ def _starts_like_json(path: str | Path) -> bool:
     """True for a JSON list of tasks or JSONL records; a CoNLL line such as ``[ ( O`` is no JSON."""
     import json
 
+    if not Path(path).is_file():  # the reader below names a missing file
+        return False
     with open(path, "rb") as f:
         first = f.readline(1 << 20).lstrip(b"\xef\xbb\xbf \t\r\n").rstrip()
     if first in (b"[", b"[{") or first.startswith(b"[{"):
