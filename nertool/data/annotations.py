@@ -168,15 +168,13 @@ def _labelstudio(path, number: int, task: dict):
 
 def _read_conll(path) -> Iterator[Annotated]:
     from nertool.data.conll import read_conll
+    from nertool.data.inputs import joined
     from nertool.data.tags import chunks, detect_scheme
 
     sentences = read_conll(path)
     scheme = detect_scheme([tags for _, tags in sentences])
     for toks, tags in sentences:
-        text, tokens, pos = " ".join(toks), [], 0
-        for w in toks:
-            tokens.append(Token(w, pos, pos + len(w)))
-            pos += len(w) + 1
+        text, tokens = joined(toks)
         spans = [(tokens[s].start, tokens[e - 1].end, label) for label, s, e in chunks(tags, scheme)]
         yield Annotated(text, tokens, spans)
 

@@ -117,7 +117,7 @@ def read_documents(
             yield Document(name, i, lineno, line, _split(line, lang))
     elif fmt == "tokens":
         for i, (lineno, line) in enumerate((n, l) for n, l in lines if l.split()):
-            text, toks = _joined(line.split())
+            text, toks = joined(line.split())
             yield Document(name, i, lineno, text, [toks])
     elif fmt == "jsonl":
         yield from _jsonl_documents(lines, name, bad, lang)
@@ -137,7 +137,7 @@ def _conll_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines,
         if i == 1:
             check_column(name, rows[0], token_column, "token")
         fields = [f for _, f in rows]
-        text, toks = _joined([f[token_column] for f in fields])
+        text, toks = joined([f[token_column] for f in fields])
         first, group = group, sections[0]
         yield Document(name, i - 1, rows[0][0], text, [toks], rows=[fields], group=group,
                        docstart=sections[1] if group != first else None)
@@ -266,7 +266,8 @@ def _jsonl_documents(lines: Iterable[tuple[int, str]], name: str, bad: BadLines,
         index += 1
 
 
-def _joined(words: list[str]) -> tuple[str, list[Token]]:
+def joined(words: list[str]) -> tuple[str, list[Token]]:
+    """Pre-tokenised words as a text (joined by single spaces) and their tokens with offsets into it."""
     tokens, pos = [], 0
     for w in words:
         tokens.append(Token(w, pos, pos + len(w)))

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nertool.data.inputs import Document
+from nertool.data.inputs import Document, joined
 from nertool.data.segment import sentences as split_text
-from nertool.data.text import Token
 from nertool.tag.options import TagOptions
 
 CHARS_PER_TOKEN = 5  # English averages about 5 characters a token, spaces included
@@ -53,17 +52,9 @@ class Request:
         """A document per text (split into sentences here, on the model thread), or per token list
         (its text: the tokens joined by single spaces)."""
         if self.tokens is not None:
-            return [Document("", k, 1, " ".join(words), [_spaced(words)] if words else [])
-                    for k, words in enumerate(self.tokens)]
+            return [Document("", k, 1, text, [toks] if toks else [])
+                    for k, (text, toks) in enumerate(map(joined, self.tokens))]
         return [Document("", k, 1, text, split_text(text, self.opts.lang)) for k, text in enumerate(self.texts or [])]
-
-
-def _spaced(words: list[str]) -> list[Token]:
-    toks, pos = [], 0
-    for w in words:
-        toks.append(Token(w, pos, pos + len(w)))
-        pos += len(w) + 1
-    return toks
 
 
 @dataclass

@@ -11,7 +11,7 @@ from itertools import islice
 import torch
 
 from nertool.data import tags as tagmod
-from nertool.data.inputs import Document, chunked
+from nertool.data.inputs import Document, chunked, joined
 from nertool.data.segment import sentences as split_text
 from nertool.data.text import Token
 from nertool.errors import NertoolError
@@ -126,11 +126,8 @@ class Tagger:
         docs = []
         results = self.tag_sentences(sentences, nbest=nbest, scores=scores)
         for toks, r in zip(sentences, results):
-            tokens, pos = [], 0
-            for t in toks:
-                tokens.append(Token(t, pos, pos + len(t)))
-                pos += len(t) + 1
-            docs.append(_doc(" ".join(toks), [tokens], [r]))
+            text, tokens = joined(list(toks))
+            docs.append(_doc(text, [tokens], [r]))
         return docs
 
     def tag_sentences(self, sentences: Sequence[Sequence[str]], options: TagOptions | None = None, *,
