@@ -120,3 +120,13 @@ def test_exported_encodes_characters_like_the_model(tiny_model, exported):
     words, chars, idx, mask = torch.jit.load(str(exported)).encode(sents)
     assert torch.equal(words, ours.words) and torch.equal(chars, ours.chars)
     assert torch.equal(idx, ours.char_index) and torch.equal(mask, ours.mask)
+
+
+def test_a_string_given_to_the_exported_tag_for_a_token_list_is_refused(exported):
+    m = torch.jit.load(str(exported))
+    # torch hands the file ["EU rejects"] as [["E", "U", " ", ...]]: the space token gives it away
+    with pytest.raises(Exception, match="tag\\(\\) takes token lists"):
+        m.tag(["EU rejects German calls"])
+    with pytest.raises(Exception, match="sentence 0, token 1 is empty"):
+        m.tag([["EU", ""]])
+    assert len(m.tag([["EU", "rejects"]])[0]) == 2

@@ -9,6 +9,8 @@ import signal
 
 import pytest
 from conftest import SAMPLE, popen_cli, run_cli, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nertool.errors import NertoolError
 from nertool.fileio import LOCK, locked
@@ -254,6 +256,19 @@ def test_english_clitics_are_split_as_conll_writes_them_and_other_languages_keep
         ["de", "programma's", "van", "z'n", "collega's"]
     spans = Tagger.load("en-fast")("Toyota's chief met EU officials in Berlin's centre.").spans
     assert [(s.text, s.label) for s in spans] == [("Toyota", "ORG"), ("EU", "ORG"), ("Berlin", "LOC")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aNtsrdlvmIS'’- .4\u00e9\u0301\n")), max_size=40))
+def test_the_clitic_split_equals_a_second_split_over_every_token(text):
+    from tokenizers import Regex, pre_tokenizers
+
+    from nertool.data.text import ENGLISH_CLITICS, TOKEN_PATTERN, tokenize
+
+    two_pass = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated"),
+                                        pre_tokenizers.Split(Regex(ENGLISH_CLITICS), behavior="isolated")])
+    expected = [(w, a, b) for w, (a, b) in two_pass.pre_tokenize_str(text) if w and not w.isspace()]
+    assert [tuple(t) for t in tokenize(text)] == expected
 
 
 @pytest.mark.parametrize("extra", [[], ["--doc-context", "1"], ["--workers", "2"]])

@@ -5,6 +5,7 @@ index the original string (Python code points), never a normalised copy.
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from tokenizers import Regex, pre_tokenizers
@@ -20,9 +21,9 @@ TOKEN_PATTERN = (
 # English clitics at the end of a word, split off as CoNLL-2003 and the Penn Treebank write them:
 # Toyota's -> Toyota 's, don't -> do n't, they're -> they 're (English only: Dutch programma's is
 # one word, French l'homme splits the other way)
-ENGLISH_CLITICS = r"(?i)(?:n['’]t|['’](?:s|re|ve|ll|d|m))$"
+ENGLISH_CLITICS = r"(?i)(?:n['’]t|['’](?:s|re|ve|ll|d|m))\Z"
 _PRE = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated")
-_PRE_EN = pre_tokenizers.Sequence([_PRE, pre_tokenizers.Split(Regex(ENGLISH_CLITICS), behavior="isolated")])
+_CLITIC = re.compile(ENGLISH_CLITICS)
 
 
 class Token(NamedTuple):
@@ -39,6 +40,22 @@ _make = tuple.__new__  # a Token without the Python-level __new__ of a NamedTupl
 def tokenize(text: str, offset: int = 0, lang: str = "en") -> list[Token]:
     """Tokens of ``text``; offsets are shifted by ``offset``. English (``lang="en"``) also splits
     clitics off (``'s``, ``n't``, ``'re``...)."""
-    pre = _PRE_EN if lang == "en" else _PRE
-    return [_make(Token, (w, a + offset, b + offset)) for w, (a, b) in pre.pre_tokenize_str(text)
+    toks = [_make(Token, (w, a + offset, b + offset)) for w, (a, b) in _PRE.pre_tokenize_str(text)
             if w and not w.isspace()]
+    if lang == "en" and ("'" in text or "’" in text):  # one scan of the text; most sentences have none
+        return _split_clitics(toks)
+    return toks
+
+
+def _split_clitics(toks: list[Token]) -> list[Token]:
+    """``toks`` with an English clitic at the end of a longer token split off as its own token."""
+    out: list[Token] = []
+    for t in toks:
+        m = _CLITIC.search(t.text) if len(t.text) > 2 else None
+        if m is None or m.start() == 0:
+            out.append(t)
+        else:
+            cut = m.start()
+            out.append(_make(Token, (t.text[:cut], t.start, t.start + cut)))
+            out.append(_make(Token, (t.text[cut:], t.start + cut, t.end)))
+    return out

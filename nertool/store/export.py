@@ -107,6 +107,9 @@ class ScriptTagger(nn.Module):
         distinct: List[List[str]] = []
         for i, s in enumerate(sentences):
             for j, w in enumerate(s):
+                if len(w) == 0 or w.isspace():  # no tokenizer gives one: a string passed for a token list
+                    raise ValueError("sentence " + str(i) + ", token " + str(j) + " is empty or white space: "
+                                     "tag() takes token lists such as [['EU', 'rejects']], not strings")
                 words[i, j] = self.word_id(w)
                 mask[i, j] = True
                 r = rows.get(w)
