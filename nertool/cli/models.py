@@ -13,29 +13,41 @@ from nertool.cli.common import err, user_errors
 @user_errors
 def export_cmd(
     model: Annotated[str, typer.Argument(help="Model directory or bundled name.")],
-    output: Annotated[Path, typer.Argument(help="TorchScript file to write, e.g. tagger.pt.", dir_okay=False)],
+    output: Annotated[Path, typer.Argument(help="File to write: tagger.pt (TorchScript) or tagger.onnx (ONNX), by its suffix.", dir_okay=False)],
+    quantize: Annotated[Optional[str], typer.Option(help="ONNX only: int8 stores the LSTM and linear weights as 8-bit integers (ONNX Runtime's dynamic quantisation): a smaller, faster CPU file.", show_default=False)] = None,
 ):
-    """Export a model to one self-contained TorchScript file (vocabularies, weights, Viterbi).
+    """Export a model to one self-contained file (vocabularies, weights, constrained Viterbi).
 
-    Load it anywhere with torch alone:
+    TorchScript (.pt), loaded with torch alone:
       m = torch.jit.load("tagger.pt", map_location="cuda"); m.tag([["EU", "rejects", "German", "call"]])
+    ONNX (.onnx): ids in, tags out, vocabularies in the file's metadata; runs in ONNX Runtime from
+    any language (README: Exporting). nertool tag / evaluate and Tagger.load read both.
 
-    Example:
+    Examples:
       nertool export runs/en tagger.pt
+      nertool export en-fast tagger.onnx --quantize int8
     """
     from nertool.errors import NertoolError
-    from nertool.store.export import export
     from nertool.store.loading import load
     from nertool.store.locate import check_new_output
 
     check_new_output(output, [model], "exported file", directory=False)
-    if output.suffix.lower() not in (".pt", ".pth", ".ts", ".torchscript", ""):
-        later = " (ONNX export is not available yet)" if output.suffix.lower() == ".onnx" else ""
-        raise NertoolError(f"{output}: nertool exports TorchScript files (.pt); {output.suffix} files are not written{later}")
-    path = export(load(model), output)
+    suffix = output.suffix.lower()
+    if suffix == ".onnx":
+        from nertool.store.onnx_export import export_onnx
+
+        if quantize not in (None, "int8"):
+            raise NertoolError(f"--quantize {quantize}: only int8 is available")
+        path = export_onnx(load(model), output, quantize)
+    elif suffix in (".pt", ".pth", ".ts", ".torchscript", ""):
+        from nertool.store.export import export
+
+        if quantize is not None:
+            raise NertoolError("--quantize applies to ONNX files (.onnx); TorchScript files keep float weights")
+        path = export(load(model), output)
+    else:
+        raise NertoolError(f"{output}: nertool exports TorchScript (.pt) and ONNX (.onnx) files; {output.suffix} files are not written")
     err.print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)", highlight=False)
-
-
 
 
 @user_errors

@@ -33,7 +33,7 @@ def _model_and_inputs(args: list[str]) -> tuple[str, list[str]]:
         raise ModelError(f"{args[0]}: a broken symbolic link (it points to {os.readlink(first)}, which does not exist)")
     try:
         p = resolve_model(args[0])
-        is_model = looks_like_model(p) or is_torchscript(p) or p.suffix == ".pt"
+        is_model = looks_like_model(p) or is_torchscript(p) or p.suffix in (".pt", ".onnx")
     except ModelError:
         is_model = False
     if is_model and len(args) == 1:
@@ -65,7 +65,7 @@ class MetavarUsage(typer.core.TyperCommand):
 
 @user_errors
 def tag_cmd(
-    args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT", show_default=False, help="Model directory, exported .pt file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
+    args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT", show_default=False, help="Model directory, exported .pt / .onnx file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input), or directory: one output per input at its relative path, written atomically; a rerun skips inputs already tagged from the same bytes with the same settings.")] = None,
     input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="auto: by suffix (.txt text, .conll conll, .jsonl jsonl); text: paragraphs split into sentences; lines: one text per line; tokens: one pre-tokenised sentence per line; conll: columns; jsonl: {\"text\", \"id\", ...} records.")] = InputFormat.auto,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup.")] = OutputFormat.jsonl,

@@ -22,6 +22,7 @@ from nertool.store.checkpoint import (
 from nertool.store.locate import (  # noqa: F401 (re-exported)
     BUNDLED_DIR,
     bundled_models,
+    is_onnx,
     is_torchscript,
     resolve_model,
 )
@@ -112,6 +113,10 @@ def read_metadata(path: str | Path) -> dict:
 def model_info(model: str | Path) -> dict:
     """The config (model directory) or metadata (exported file) of a model, without loading it."""
     path = resolve_model(model)
+    if is_onnx(path):
+        from nertool.store.onnx_model import read_onnx_metadata
+
+        return read_onnx_metadata(path)
     return read_metadata(path) if is_torchscript(path) else read_config(path)
 
 
@@ -148,8 +153,12 @@ def _check_exported(path: str | Path, meta: dict, model: ExportedModel, module: 
 
 
 def load(model: str | Path = "en", device: str = "cpu") -> ModelBundle:
-    """A model directory, an exported TorchScript file or a bundled model name, loaded."""
+    """A model directory, an exported TorchScript or ONNX file or a bundled model name, loaded."""
     path = resolve_model(model)
+    if is_onnx(path):
+        from nertool.store.onnx_model import load_onnx
+
+        return load_onnx(path, device)
     if is_torchscript(path):
         return load_exported(path, device)
     return load_model(path)

@@ -47,7 +47,13 @@ def model_fingerprint(name: str | Path) -> str:
 
 
 def _holds_model(p: Path) -> bool:
-    return (p / CONFIG).is_file() or is_torchscript(p)
+    return (p / CONFIG).is_file() or is_torchscript(p) or is_onnx(p)
+
+
+def is_onnx(path: str | Path) -> bool:
+    """True for a file named ``*.onnx`` (an ONNX file has no magic number to read)."""
+    p = Path(path)
+    return p.suffix.lower() == ".onnx" and p.is_file()
 
 
 def is_torchscript(path: str | Path) -> bool:

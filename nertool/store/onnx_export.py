@@ -1,0 +1,264 @@
+"""Export a model to one self-contained ONNX file: word and character ids (with a mask) in,
+emissions, the constrained Viterbi's tags and path scores out, the vocabularies, normalisation
+tables, labels and metadata in the file's metadata properties. Tags with ONNX Runtime (or any
+runtime) without nertool or torch; nertool reads it back through :mod:`nertool.store.onnx_model`.
+A sink: nothing in nertool depends on this module."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nertool.errors import ModelError
+from nertool.fileio import atomic_write_bytes
+from nertool.model.network import BiLstmCrf, Emitter, NoAttention, unpacked_birnn
+from nertool.store.checkpoint import ModelBundle
+from nertool.store.export import _metadata, _output_labels
+from nertool.store.onnx_model import INPUTS, ONNX_FORMAT, ONNX_FORMAT_VERSION
+
+OPSET = 18
+
+
+class _Emissions(nn.Module):
+    """(words, chars, char_index, mask) -> emissions (batch, seq_len, num_tags), with masks in
+    place of packed sequences (the unpacked Bi-LSTM of :func:`unpacked_birnn`)."""
+
+    def __init__(self, emitter: Emitter):
+        super().__init__()
+        self.e = emitter
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        e = self.e
+        x = torch.cat([e.embed_words(words), F.embedding(char_index, e.word_features(chars))], dim=2)
+        lengths = mask.long().sum(1)  # shape: (batch,)
+        out = unpacked_birnn(x, lengths, e.rnn._flat_weights, e.is_lstm, e.rnn.num_layers, e.rnn.hidden_size, e.rnn.bias)
+        out = out * mask.unsqueeze(2).to(out.dtype)  # shape: (batch, seq_len, 2 * hidden)
+        return e.emit(out)  # shape: (batch, seq_len, num_tags)
+
+
+def check_exportable(bundle: ModelBundle) -> Emitter:
+    """The bundle's emitter, or a ModelError naming the feature ONNX export does not cover."""
+    m = bundle.model
+    if not isinstance(m, BiLstmCrf):
+        raise ModelError("this model is an exported file already; export a model directory")
+    e = m.emitter
+    if not isinstance(e, Emitter):
+        raise ModelError("ONNX export does not cover ensembles (a model with members); export a single network, "
+                         "or write a TorchScript file (.pt)")
+    if m.config.char_encoder == "lstm":
+        raise ModelError("ONNX export does not cover the character LSTM (char_encoder = \"lstm\"); "
+                         "write a TorchScript file (.pt)")
+    if not isinstance(e.attention, NoAttention):
+        raise ModelError("ONNX export does not cover self-attention (attention = true); write a TorchScript file (.pt)")
+    return e
+
+
+def _emissions_graph(emitter: Emitter):
+    """The emissions network as an ONNX ModelProto (the TorchScript-based exporter: dynamic batch,
+    length and word counts; the dynamo exporter fixed the length in the output's declared shape)."""
+    import onnx
+
+    e = copy.deepcopy(emitter).eval()
+    if e.has_pretrained:  # float16 rows (GloVe's values are float16 already in a model directory)
+        e.pretrained = e.pretrained.half()
+    words = torch.tensor([[2, 3, 4], [5, 6, 0]])
+    chars = torch.tensor([[0, 0], [1, 2], [2, 0], [3, 3], [1, 0], [2, 2]])
+    char_index = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    buf = io.BytesIO()
+    axes = {"words": [0, 1], "chars": [0, 1], "char_index": [0, 1], "mask": [0, 1], "emissions": [0, 1]}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+        torch.onnx.export(_Emissions(e), (words, chars, char_index, mask), buf, dynamo=False, opset_version=OPSET,
+                          input_names=list(INPUTS), output_names=["emissions"], dynamic_axes=axes)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor) -> list:
+    """The CRF's scores and the small constants the Viterbi nodes use, as initializers."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = lambda name, t: numpy_helper.from_array(t.detach().float().cpu().numpy(), name)  # noqa: E731
+    i64 = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
+    scalar = lambda name, kind, v: helper.make_tensor(name, kind, [], [v])  # noqa: E731
+    return [
+        f32("crf_start", start), f32("crf_end", end), f32("crf_trans3", transitions.unsqueeze(0)),
+        i64("ax0", [0]), i64("ax1", [1]), i64("ax2", [2]), i64("one_1d", [1]), i64("big_1d", [2**62]),
+        i64("zero_1d_lo", [0]), i64("minus_one_1d", [-1]), i64("pad_em", [0, 0, 0, 0, 1, 0]), i64("pad_mask", [0, 0, 0, 1]),
+        scalar("zero", TensorProto.INT64, 0), scalar("one", TensorProto.INT64, 1),
+        scalar("thirty_two", TensorProto.INT64, 32), scalar("floor", TensorProto.FLOAT, -1e30),
+        scalar("zero_f", TensorProto.FLOAT, 0.0),
+    ]
+
+
+def _forward_body():
+    """One step of the max-product pass: states score (batch, tags) and offset (batch,) float64;
+    inputs e_t (batch, tags), m_t (batch,), t (); out the new states and the backpointers."""
+    from onnx import TensorProto, helper
+
+    n, v = helper.make_node, helper.make_tensor_value_info
+    return helper.make_graph(
+        [
+            n("Unsqueeze", ["score_in", "ax2"], ["s3"]),
+            n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, prev, next)
+            n("ReduceMax", ["nxt", "ax1"], ["best0"], keepdims=0),
+            n("ArgMax", ["nxt"], ["idx"], axis=1, keepdims=0),
+            n("Add", ["best0", "e_t"], ["best1"]),
+            n("Mod", ["t", "thirty_two"], ["t_mod"]),  # every 32 steps, the maximum taken out
+            n("Equal", ["t_mod", "zero"], ["shift_now"]),
+            n("ReduceMax", ["best1", "ax1"], ["row_max"], keepdims=1),
+            n("Max", ["row_max", "floor"], ["row_max_c"]),
+            n("Where", ["shift_now", "row_max_c", "zero_f"], ["shift"]),  # shape: (batch, 1)
+            n("Sub", ["best1", "shift"], ["best"]),
+            n("Unsqueeze", ["m_t", "ax1"], ["keep"]),
+            n("Where", ["keep", "best", "score_in"], ["score_out"]),
+            n("Squeeze", ["shift", "ax1"], ["shift_b"]),
+            n("Where", ["m_t", "shift_b", "zero_f"], ["taken"]),
+            n("Cast", ["taken"], ["taken_d"], to=TensorProto.DOUBLE),
+            n("Add", ["offset_in", "taken_d"], ["offset_out"]),
+            n("Identity", ["idx"], ["idx_out"]),
+        ],
+        "viterbi_forward",
+        [v("score_in", TensorProto.FLOAT, None), v("offset_in", TensorProto.DOUBLE, None),
+         v("e_t", TensorProto.FLOAT, None), v("m_t", TensorProto.BOOL, None), v("t", TensorProto.INT64, None)],
+        [v("score_out", TensorProto.FLOAT, None), v("offset_out", TensorProto.DOUBLE, None),
+         v("idx_out", TensorProto.INT64, None)],
+    )
+
+
+def _backtrack_body():
+    """One step back: state cur (batch,); inputs the backpointers of position tb + 1 and tb."""
+    from onnx import TensorProto, helper
+
+    n, v = helper.make_node, helper.make_tensor_value_info
+    return helper.make_graph(
+        [
+            n("Unsqueeze", ["cur_in", "ax1"], ["cur2"]),
+            n("GatherElements", ["h_t", "cur2"], ["prev2"], axis=1),
+            n("Squeeze", ["prev2", "ax1"], ["prev"]),
+            n("Add", ["tb", "one"], ["t1"]),
+            n("Greater", ["lengths", "t1"], ["inside"]),
+            n("Where", ["inside", "prev", "cur_in"], ["cur_out"]),
+            n("Identity", ["cur_out"], ["tag_t"]),
+        ],
+        "viterbi_backtrack",
+        [v("cur_in", TensorProto.INT64, None), v("h_t", TensorProto.INT64, None), v("tb", TensorProto.INT64, None)],
+        [v("cur_out", TensorProto.INT64, None), v("tag_t", TensorProto.INT64, None)],
+    )
+
+
+def _viterbi_nodes() -> list:
+    """Nodes that take ``emissions`` and ``mask`` to ``tags`` (batch, seq_len) int64 and ``score``
+    (batch,) float64: the steps of :func:`nertool.model.decoding.viterbi` as two Scan loops."""
+    from onnx import TensorProto, helper
+
+    n = helper.make_node
+    return [
+        n("Cast", ["emissions"], ["em_raw"], to=TensorProto.FLOAT),
+        n("Cast", ["mask"], ["mask_i"], to=TensorProto.INT64),
+        n("ReduceSum", ["mask_i", "ax1"], ["lengths"], keepdims=0),  # shape: (batch,)
+        # one masked step more, so that the loops run at least once (a Scan over nothing fails)
+        n("Pad", ["em_raw", "pad_em"], ["em"]),  # shape: (batch, seq_len + 1, tags)
+        n("Pad", ["mask_i", "pad_mask"], ["mask_ip"]),
+        n("Cast", ["mask_ip"], ["mask_p"], to=TensorProto.BOOL),
+        n("Transpose", ["em"], ["em_t"], perm=[1, 0, 2]),  # shape: (seq_len + 1, batch, tags)
+        n("Transpose", ["mask_p"], ["mask_t"], perm=[1, 0]),
+        n("Gather", ["em_t", "zero"], ["em0"], axis=0),
+        n("Add", ["em0", "crf_start"], ["score0"]),
+        n("Slice", ["em_t", "one_1d", "big_1d", "ax0"], ["em_rest"]),
+        n("Slice", ["mask_t", "one_1d", "big_1d", "ax0"], ["mask_rest"]),
+        n("Shape", ["em_t"], ["seq_1d"], start=0, end=1),
+        n("Squeeze", ["seq_1d", "ax0"], ["seq_len"]),
+        n("Range", ["one", "seq_len", "one"], ["positions"]),  # 1 .. seq_len
+        n("Range", ["zero", "seq_len", "one"], ["all_positions"]),
+        n("Slice", ["all_positions", "zero_1d_lo", "minus_one_1d", "ax0"], ["back_positions"]),
+        n("Shape", ["em0"], ["batch_1d"], start=0, end=1),
+        n("ConstantOfShape", ["batch_1d"], ["offset0"], value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0])),
+        n("Scan", ["score0", "offset0", "em_rest", "mask_rest", "positions"], ["score_last", "offset", "history"],
+          num_scan_inputs=3, body=_forward_body()),
+        n("Add", ["score_last", "crf_end"], ["final"]),
+        n("ReduceMax", ["final", "ax1"], ["best_f"], keepdims=0),
+        n("ArgMax", ["final"], ["last"], axis=1, keepdims=0),
+        n("Cast", ["best_f"], ["best_d"], to=TensorProto.DOUBLE),
+        n("Add", ["best_d", "offset"], ["score"]),
+        n("Scan", ["last", "history", "back_positions"], ["first", "head"], num_scan_inputs=2, body=_backtrack_body(),
+          scan_input_directions=[1, 1], scan_output_directions=[1]),
+        n("Transpose", ["head"], ["head_b"], perm=[1, 0]),  # shape: (batch, seq_len)
+        n("Unsqueeze", ["last", "ax1"], ["last2"]),
+        n("Concat", ["head_b", "last2"], ["tags_p"], axis=1),  # shape: (batch, seq_len + 1)
+        n("Slice", ["tags_p", "zero_1d_lo", "minus_one_1d", "ax1"], ["tags"]),  # shape: (batch, seq_len)
+    ]
+
+
+def export_onnx(bundle: ModelBundle, out: str | Path, quantize: str | None = None) -> Path:
+    """Write ``bundle`` (an eager single-network model) as one ONNX file at ``out``; with
+    ``quantize="int8"``, its weights (LSTM and linear layers) dynamically quantised to int8 by ONNX
+    Runtime's quantiser."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    emitter = check_exportable(bundle)
+    model = _emissions_graph(emitter)
+    start, end, trans = (t.detach() for t in bundle.model.transition_scores())
+    g = model.graph
+    g.node.extend(_viterbi_nodes())
+    g.initializer.extend(_constants(start, end, trans))
+    g.output.extend([helper.make_tensor_value_info("tags", TensorProto.INT64, ["batch", "seq_len"]),
+                     helper.make_tensor_value_info("score", TensorProto.DOUBLE, ["batch"])])
+    char_table, lower_table = bundle.words.char_tables()
+    props = {
+        "nertool": json.dumps({**_metadata(bundle), "format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION}),
+        "nertool.output_labels": json.dumps(_output_labels(bundle)),
+        "nertool.words": json.dumps(dict(bundle.words.index()), ensure_ascii=False),
+        "nertool.chars": json.dumps(dict(bundle.chars.index), ensure_ascii=False),
+        "nertool.char_table": json.dumps(char_table, ensure_ascii=False),
+        "nertool.lower_table": json.dumps(lower_table, ensure_ascii=False),
+        "nertool.crf": json.dumps({"start": start.tolist(), "end": end.tolist(), "transitions": trans.tolist()}),
+    }
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name = "nertool"
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    if quantize == "int8":
+        data = _quantize_int8(data)
+    elif quantize is not None:
+        raise ModelError(f"--quantize {quantize}: only int8 is available")
+    out = Path(out)
+    atomic_write_bytes(out, data)
+    return out
+
+
+def _quantize_int8(data: bytes) -> bytes:
+    """Dynamic int8 quantisation of the LSTM, MatMul/Gemm and convolution weights (ONNX Runtime)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "float.onnx", Path(d) / "int8.onnx"
+        src.write_bytes(data)
+        with warnings.catch_warnings(), _quiet_root_logger():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
+        return dst.read_bytes()
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The quantiser's advice, logged on the root logger, left out of the user's terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
