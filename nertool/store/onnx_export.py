@@ -23,7 +23,7 @@ from nertool.fileio import atomic_write_bytes
 from nertool.model.network import BiLstmCrf, Emitter, NoAttention, unpacked_birnn
 from nertool.store.checkpoint import ModelBundle
 from nertool.store.export import _metadata, _output_labels
-from nertool.store.onnx_model import INPUTS, ONNX_FORMAT, ONNX_FORMAT_VERSION
+from nertool.store.onnx_model import INPUTS, ONNX_FORMAT, ONNX_FORMAT_VERSION, VITERBI_PREFIX
 
 OPSET = 18
 
@@ -63,14 +63,14 @@ def check_exportable(bundle: ModelBundle) -> Emitter:
     return e
 
 
-def _emissions_graph(emitter: Emitter):
+def _emissions_graph(emitter: Emitter, half_table: bool = True):
     """The emissions network as an ONNX ModelProto (the TorchScript-based exporter: dynamic batch,
     length and word counts; the dynamo exporter fixed the length in the output's declared shape)."""
     import onnx
 
     e = copy.deepcopy(emitter).eval()
     if e.has_pretrained:  # float16 rows (GloVe's values are float16 already in a model directory)
-        e.pretrained = e.pretrained.half()
+        e.pretrained = e.pretrained.half() if half_table else e.pretrained.float()
     words = torch.tensor([[2, 3, 4], [5, 6, 0]])
     chars = torch.tensor([[0, 0], [1, 2], [2, 0], [3, 3], [1, 0], [2, 2]])
     char_index = torch.tensor([[1, 2, 3], [4, 5, 0]])
@@ -208,10 +208,13 @@ def export_onnx(bundle: ModelBundle, out: str | Path, quantize: str | None = Non
     from onnx import TensorProto, helper
 
     emitter = check_exportable(bundle)
-    model = _emissions_graph(emitter)
+    model = _emissions_graph(emitter, half_table=quantize is None)  # int8 quantises the float32 table itself
     start, end, trans = (t.detach() for t in bundle.model.transition_scores())
     g = model.graph
-    g.node.extend(_viterbi_nodes())
+    viterbi_nodes = _viterbi_nodes()
+    for i, node in enumerate(viterbi_nodes):  # named, so that a reader wanting emissions alone can drop them
+        node.name = f"{VITERBI_PREFIX}{i}"
+    g.node.extend(viterbi_nodes)
     g.initializer.extend(_constants(start, end, trans))
     g.output.extend([helper.make_tensor_value_info("tags", TensorProto.INT64, ["batch", "seq_len"]),
                      helper.make_tensor_value_info("score", TensorProto.DOUBLE, ["batch"])])
@@ -240,7 +243,8 @@ def export_onnx(bundle: ModelBundle, out: str | Path, quantize: str | None = Non
 
 
 def _quantize_int8(data: bytes) -> bytes:
-    """Dynamic int8 quantisation of the LSTM, MatMul/Gemm and convolution weights (ONNX Runtime)."""
+    """Dynamic int8 quantisation of the LSTM and MatMul/Gemm weights and of the embedding tables
+    (Gather), by ONNX Runtime's quantiser."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as d:
@@ -248,7 +252,7 @@ def _quantize_int8(data: bytes) -> bytes:
         src.write_bytes(data)
         with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm", "Gather"])
         return dst.read_bytes()
 
 

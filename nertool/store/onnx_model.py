@@ -16,6 +16,7 @@ from nertool.store.checkpoint import STRUCTURAL, ModelBundle, check_format_versi
 ONNX_FORMAT = "nertool-onnx"
 ONNX_FORMAT_VERSION = 1
 INPUTS = ("words", "chars", "char_index", "mask")
+VITERBI_PREFIX = "nertool_viterbi/"  # the names of the graph's decoding nodes
 
 
 def _runtime():
@@ -37,10 +38,36 @@ def _session(path: Path, device: str):
             raise ModelError(f"{path}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(_emissions_only(path), opts, providers=providers)
     except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) share no base class
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelError(f"{path}: not a readable ONNX file ({first[:160]})") from None
+
+
+def _emissions_only(path: Path) -> bytes | str:
+    """The file's model without its decoding nodes (ONNX Runtime runs every node whatever outputs
+    are asked for; nertool decodes the emissions itself, with confidences and n-best)."""
+    try:
+        import onnx
+    except ImportError:
+        return str(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # protobuf's DecodeError and friends: ONNX Runtime says what is wrong
+        return str(path)
+    keep = [n for n in model.graph.node if not n.name.startswith(VITERBI_PREFIX)]
+    if len(keep) == len(model.graph.node):
+        return str(path)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    outputs = [o for o in model.graph.output if o.name == "emissions"]
+    del model.graph.output[:]
+    model.graph.output.extend(outputs)
+    used = {i for n in keep for i in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(inits)
+    return model.SerializeToString()
 
 
 def _properties(path: Path, session) -> dict[str, str]:

@@ -1,0 +1,102 @@
+"""Exported files against the eager model: tokens/s on CoNLL-2003 test (Viterbi tags through
+``Tagger.tag_sentences``, and the file's own tag entry point where it has one), file size and
+span F1, for eager torch, TorchScript (.pt), ONNX float and ONNX int8. Run alone on an idle machine:
+
+    .venv/bin/python scripts/bench_export.py [MODEL ...] [--threads 2] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
+
+
+def best_rate(fn, tokens: int, repeats: int) -> float:
+    """Tokens/s of the fastest of ``repeats`` warm runs of ``fn()`` (after one untimed run)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return tokens / best
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20
+
+
+def file_alone(path: Path, tagger, sents: list[list[str]], batch_size: int):
+    """The file's own network and Viterbi on id batches made beforehand by nertool's encoder:
+    ONNX Runtime's ``tags`` output, or the TorchScript module's ``forward``."""
+    enc = tagger.encoder
+    batches = list(enc.batches(enc.encode(sents), batch_size))
+    if path.suffix == ".pt":
+        m = torch.jit.load(str(path))
+        return lambda: [m(b.words, b.chars, b.char_index, b.mask) for b in batches]
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts)
+    feeds = [{"words": b.words.numpy(), "chars": b.chars.numpy(), "char_index": b.char_index.numpy(),
+              "mask": b.mask.numpy()} for b in batches]
+    return lambda: [session.run(["tags"], feed) for feed in feeds]
+
+
+def bench(model: str, sents, gold, threads: int, repeats: int, batch_size: int, out: Path) -> None:
+    from seqeval.metrics import f1_score
+
+    from nertool.store.export import export
+    from nertool.store.loading import load, resolve_model
+    from nertool.store.onnx_export import export_onnx
+    from nertool.tag.tagger import Tagger
+
+    bundle = load(model)
+    files = {"eager torch": resolve_model(model), "TorchScript": export(bundle, out / f"{model}.pt"),
+             "ONNX float": export_onnx(bundle, out / f"{model}.onnx"),
+             "ONNX int8": export_onnx(bundle, out / f"{model}-int8.onnx", quantize="int8")}
+    tokens = sum(map(len, sents))
+    print(f"\n{model}: CoNLL-2003 test, {len(sents)} sentences, {tokens} tokens, {threads} threads, batch {batch_size}")
+    print(f"{'':12} {'file MB':>8} {'tokens/s via Tagger':>20} {'ids in, file alone':>21} {'F1':>7}")
+    for name, path in files.items():
+        tagger = Tagger.load(str(path), threads=threads, batch_size=batch_size)
+        tags = [r.tags for r in tagger.tag_sentences(sents, scores=False)]
+        rate = best_rate(lambda: tagger.tag_sentences(sents, scores=False), tokens, repeats)
+        alone = ""
+        if name != "eager torch":
+            with torch.inference_mode():
+                alone = f"{best_rate(file_alone(Path(path), tagger, sents, batch_size), tokens, repeats):,.0f}"
+        print(f"{name:12} {size_mb(Path(path)):8.1f} {rate:20,.0f} {alone:>21} {100 * f1_score(gold, tags):7.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", default=["en-fast", "en"])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args()
+    if not TEST.is_file():
+        sys.exit(f"needs {TEST}")
+    from nertool.data.conll import read_conll
+
+    torch.set_num_threads(args.threads)
+    data = read_conll(TEST)
+    sents, gold = [t for t, _ in data], [g for _, g in data]
+    with tempfile.TemporaryDirectory() as d:
+        for model in args.models:
+            bench(model, sents, gold, args.threads, args.repeats, args.batch_size, Path(d))
+
+
+if __name__ == "__main__":
+    main()
