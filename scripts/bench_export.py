@@ -67,16 +67,21 @@ def bench(model: str, sents, gold, threads: int, repeats: int, batch_size: int, 
              "ONNX int8": export_onnx(bundle, out / f"{model}-int8.onnx", quantize="int8")}
     tokens = sum(map(len, sents))
     print(f"\n{model}: CoNLL-2003 test, {len(sents)} sentences, {tokens} tokens, {threads} threads, batch {batch_size}")
-    print(f"{'':12} {'file MB':>8} {'tokens/s via Tagger':>20} {'ids in, file alone':>21} {'F1':>7}")
+    print(f"{'':12} {'file MB':>8} {'tokens/s via Tagger':>20} {'ids in, file alone':>21} {'F1':>7} "
+          f"{'sentences tagged unlike eager':>30}")
+    eager = None
     for name, path in files.items():
         tagger = Tagger.load(str(path), threads=threads, batch_size=batch_size)
         tags = [r.tags for r in tagger.tag_sentences(sents, scores=False)]
+        eager = eager or tags
+        unlike = sum(a != b for a, b in zip(tags, eager))
         rate = best_rate(lambda: tagger.tag_sentences(sents, scores=False), tokens, repeats)
         alone = ""
         if name != "eager torch":
             with torch.inference_mode():
                 alone = f"{best_rate(file_alone(Path(path), tagger, sents, batch_size), tokens, repeats):,.0f}"
-        print(f"{name:12} {size_mb(Path(path)):8.1f} {rate:20,.0f} {alone:>21} {100 * f1_score(gold, tags):7.2f}")
+        print(f"{name:12} {size_mb(Path(path)):8.1f} {rate:20,.0f} {alone:>21} {100 * f1_score(gold, tags):7.2f} "
+              f"{unlike:30d}")
 
 
 def main() -> None:
