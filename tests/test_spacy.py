@@ -72,3 +72,57 @@ def test_the_pipeline_saves_with_its_model_and_loads_with_spacy_load(nlp, tmp_pa
     nlp.to_disk(tmp_path / "bundled")  # a bundled model travels too
     again = spacy.load(tmp_path / "bundled")
     assert [e.text for e in again(TEXTS[0]).ents] == [e.text for e in nlp(TEXTS[0]).ents]
+
+
+def test_a_pipeline_with_another_tokenizer_tags_its_tokens():
+    from spacy.tokens import Doc
+
+    class Whitespace:  # a tokenizer unlike spaCy's: split at spaces only ("Paris." stays one token)
+        def __init__(self, vocab):
+            self.vocab = vocab
+
+        def __call__(self, text):
+            words = text.split(" ")
+            return Doc(self.vocab, words=words, spaces=[True] * (len(words) - 1) + [False])
+
+    nlp = spacy.blank("en")
+    nlp.tokenizer = Whitespace(nlp.vocab)
+    nlp.add_pipe("nertool", config={"model": "en-fast"})
+    text = "Angela Merkel met Emmanuel Macron in Paris."
+    doc = nlp(text)
+    assert [t.text for t in doc][-1] == "Paris."
+    want = Tagger.load("en-fast").tag_sentences([text.split(" ")])[0].chunks
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(s, e, label) for label, s, e, _ in want]
+
+
+def test_docbin_out_of_nertool_tag_and_back_into_training(tmp_path, tiny_model, tiny_corpus):
+    from conftest import run_cli
+    from spacy.tokens import DocBin
+
+    from nertool.config import DataConfig
+    from nertool.data.conll import read_file
+
+    text = tmp_path / "in.txt"
+    text.write_text(TEXTS[1], encoding="utf-8")
+    r = run_cli("tag", "en-fast", text, "--format", "spacy", "-o", tmp_path / "out.spacy")
+    assert r.returncode == 0, r.stderr
+    docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(spacy.blank("en").vocab))
+    tagged = Tagger.load("en-fast")(TEXTS[1])
+    assert [(e.text, e.label_) for d in docs for e in d.ents] == [(s.text, s.label) for s in tagged.spans]
+    # CoNLL -> DocBin -> CoNLL, and training reads a DocBin as it is
+    r = run_cli("convert", tiny_corpus["dev"], tmp_path / "dev.spacy")
+    assert r.returncode == 0, r.stderr
+    assert read_file(tmp_path / "dev.spacy") == read_file(tiny_corpus["dev"], DataConfig())
+    r = run_cli("convert", tmp_path / "dev.spacy", tmp_path / "dev.conll")
+    assert read_file(tmp_path / "dev.conll") == read_file(tiny_corpus["dev"])
+    # a DocBin whose docs have sentence boundaries gives one training sentence per sentence
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    doc = nlp("Anna Berg visited Oslo. Hiro met Chen.")
+    doc.ents = [doc.char_span(0, 9, "PER"), doc.char_span(18, 22, "LOC")]
+    DocBin(docs=[doc]).to_disk(tmp_path / "sents.spacy")
+    assert read_file(tmp_path / "sents.spacy") == [(["Anna", "Berg", "visited", "Oslo", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
+                                                   (["Hiro", "met", "Chen", "."], ["O", "O", "O", "O"])]
+    (tmp_path / "bad.spacy").write_bytes(b"not a docbin")
+    r = run_cli("train", tmp_path / "bad.spacy", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "not a readable spaCy DocBin" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

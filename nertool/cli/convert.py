@@ -13,24 +13,25 @@ from nertool.cli.common import err, user_errors
 def convert_cmd(
     source: Annotated[Path, typer.Argument(help="Annotations to read.", exists=True, dir_okay=False)],
     target: Annotated[Path, typer.Argument(help="File to write.", dir_okay=False)],
-    from_fmt: Annotated[str, typer.Option("--from", help="prodigy, doccano, labelstudio, argilla, conll, or auto (from the content).")] = "auto",
-    to_fmt: Annotated[str, typer.Option("--to", help="prodigy, doccano, labelstudio, argilla or conll (auto: .conll -> conll, .json -> labelstudio).")] = "auto",
+    from_fmt: Annotated[str, typer.Option("--from", help="prodigy, doccano, labelstudio, argilla, conll, spacy (a DocBin), or auto (from the content; .spacy: a DocBin).")] = "auto",
+    to_fmt: Annotated[str, typer.Option("--to", help="prodigy, doccano, labelstudio, argilla, conll or spacy (auto: .conll -> conll, .json -> labelstudio, .spacy -> spacy).")] = "auto",
     lang: Annotated[str, typer.Option(help="Tokenisation of texts that come without tokens.")] = "en",
 ):
-    """Convert annotations between Prodigy, doccano, Label Studio, Argilla and CoNLL, aligning
+    """Convert annotations between Prodigy, doccano, Label Studio, Argilla, CoNLL and spaCy DocBin, aligning
     character spans to tokens (a span off the token boundaries is an error naming its line).
 
     Example:
       nertool convert export.json train.conll          # Label Studio to CoNLL
       nertool convert train.conll tasks.jsonl --to prodigy
+      nertool convert train.spacy train.conll          # a spaCy DocBin to CoNLL
     """
     from nertool.data.annotations import read, write
     from nertool.errors import NertoolError
 
     if to_fmt == "auto":
-        to_fmt = {".conll": "conll", ".json": "labelstudio"}.get(target.suffix.lower(), "")
+        to_fmt = {".conll": "conll", ".json": "labelstudio", ".spacy": "spacy"}.get(target.suffix.lower(), "")
         if not to_fmt:
-            raise NertoolError(f"{target}: give --to (prodigy, doccano, labelstudio, argilla or conll)")
+            raise NertoolError(f"{target}: give --to (prodigy, doccano, labelstudio, argilla, conll or spacy)")
     if target.resolve() == source.resolve():
         raise NertoolError(f"{target}: the output would replace the input; choose another output")
     records, skipped = read(source, from_fmt, lang)

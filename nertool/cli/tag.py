@@ -68,7 +68,7 @@ def tag_cmd(
     args: Annotated[list[str], typer.Argument(metavar="[MODEL] INPUT", show_default=False, help="Model directory, exported .pt / .onnx file or bundled name (default: en), then input files, directories or globs (- for stdin).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (one input), or directory: one output per input at its relative path, written atomically; a rerun skips inputs already tagged from the same bytes with the same settings.")] = None,
     input_format: Annotated[InputFormat, typer.Option("--input-format", "-i", help="auto: by suffix (.txt text, .conll conll, .jsonl jsonl); text: paragraphs split into sentences; lines: one text per line; tokens: one pre-tokenised sentence per line; conll: columns; jsonl: {\"text\", \"id\", ...} records.")] = InputFormat.auto,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup.")] = OutputFormat.jsonl,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl: a record per sentence; docs: a record per document (spaCy/Prodigy shape); conll; inline markup; spacy: a spaCy DocBin (.spacy, entities).")] = OutputFormat.jsonl,
     nbest: Annotated[int, typer.Option(help="Also output the K best label sequences with probabilities (jsonl).", min=0)] = 0,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.", min=1)] = 256,
     threads: Annotated[int, typer.Option(help="Torch CPU threads per process (0: torch's default with one process, 1 with several).", min=0)] = 0,
@@ -91,15 +91,19 @@ def tag_cmd(
       nertool tag runs/en test.conll --format conll
       nertool tag en corpus/ 'more/*.txt' -o tagged/            # one output per input; reruns resume
     """
+    from nertool.errors import NertoolError
     from nertool.store.locate import model_fingerprint
     from nertool.tag import bulk
     from nertool.tag.engines import default_workers, make_engine
     from nertool.tag.options import TagOptions
+    from nertool.tag.output import docbin_from_docs
 
     model, specs = _model_and_inputs(args)
     opts = TagOptions(nbest=nbest, scores=not no_scores, doc_context=doc_context, batch_size=batch_size, lang=lang,
                       input_format=input_format.value, output_format=fmt.value, token_column=token_column,
                       encoding=encoding, skip_bad=skip_bad)
+    if fmt.value == "spacy" and output is None and sys.stdout.isatty():
+        raise NertoolError("--format spacy writes a binary DocBin: give -o FILE.spacy (or a directory)")
     jobs = bulk.plan(specs, output, fmt.value)
     into_dir = output is not None and any(j.target is not None and j.target != output for j in jobs)
     with locked(output, "output directory") if into_dir else contextlib.nullcontext():
@@ -116,7 +120,8 @@ def tag_cmd(
         t0 = time.monotonic()
         with make_engine(model, opts, workers, device, threads, ray) as engine, _progress(todo) as advance:
             tokens = bulk.run_jobs(engine, todo, bad, sys.stdout.buffer, advance,
-                                   done=manifest.record if manifest is not None else lambda job: None)
+                                   done=manifest.record if manifest is not None else lambda job: None,
+                                   whole=docbin_from_docs if fmt.value == "spacy" else None)
         if manifest is not None:
             manifest.save()
     if output is not None:

@@ -5,7 +5,9 @@ Formats: ``prodigy`` (JSONL: ``text``, ``tokens``, ``spans`` of ``start``/``end`
 with ``start_offset``/``end_offset``/``label``), ``labelstudio`` (a JSON list of tasks: ``data.text``
 and ``annotations[].result[].value`` with ``start``/``end``/``labels``; ``predictions`` when there is
 no annotation), ``argilla`` (JSONL of token-classification records: ``text``, ``tokens``,
-``annotation`` as ``[[label, start, end]]``) and ``conll`` (a token and its IOB2 tag per line).
+``annotation`` as ``[[label, start, end]]``), ``conll`` (a token and its IOB2 tag per line) and
+``spacy`` (a spaCy ``DocBin``, ``.spacy``: each doc's tokens and ``doc.ents``; one record per
+sentence where the docs have sentence boundaries).
 
 Character spans are aligned to tokens (the record's own tokens when it has them, else nertool's
 tokenizer): a span that does not start and end on token boundaries is an error naming the file and
@@ -22,7 +24,7 @@ from typing import Any
 from nertool.data.text import Token, tokenize
 from nertool.errors import DataFormatError, NertoolError
 
-FORMATS = ("prodigy", "doccano", "labelstudio", "argilla", "conll")
+FORMATS = ("prodigy", "doccano", "labelstudio", "argilla", "conll", "spacy")
 
 
 @dataclass
@@ -50,7 +52,10 @@ class Annotated:
 
 def guess_format(path: str | Path) -> str:
     """The format of ``path`` from its content: a JSON list is Label Studio; JSONL records tell
-    by their keys; anything else is CoNLL. Ambiguous content raises, asking for ``--from``."""
+    by their keys; a ``.spacy`` file is a DocBin; anything else is CoNLL. Ambiguous content raises,
+    asking for ``--from``."""
+    if str(path).lower().endswith(".spacy"):
+        return "spacy"
     with open(path, encoding="utf-8") as f:
         head = f.read(1 << 16).lstrip()
     if head.startswith("["):
@@ -71,6 +76,8 @@ def read(path: str | Path, fmt: str = "auto", lang: str = "en") -> tuple[list[An
         raise NertoolError(f"unknown annotation format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "conll":
         return list(_read_conll(path)), 0
+    if fmt == "spacy":
+        return [_aligned(path, n, text, tokens, spans, lang) for n, text, tokens, spans in _read_docbin(path)], 0
     if fmt == "labelstudio":
         return [_aligned(path, i + 1, *_labelstudio(path, i + 1, task), lang) for i, task in enumerate(_json_list(path))], 0
     out, skipped = [], 0
@@ -89,6 +96,11 @@ def write(path: str | Path, records: Iterable[Annotated], fmt: str) -> None:
 
     if fmt not in FORMATS:
         raise NertoolError(f"unknown annotation format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "spacy":
+        from nertool.fileio import atomic_write_bytes
+
+        atomic_write_bytes(path, docbin_bytes(records))
+        return
     with atomic_write(path) as f:
         if fmt == "labelstudio":
             json.dump([_to_labelstudio(r) for r in records], f, ensure_ascii=False, indent=1)
@@ -177,6 +189,54 @@ def _read_conll(path) -> Iterator[Annotated]:
         text, tokens = joined(toks)
         spans = [(tokens[s].start, tokens[e - 1].end, label) for label, s, e in chunks(tags, scheme)]
         yield Annotated(text, tokens, spans)
+
+
+def _spacy():
+    try:
+        import spacy
+        from spacy.tokens import DocBin
+    except ImportError:
+        raise NertoolError("spaCy DocBin files need spaCy: pip install 'nertool[spacy]'") from None
+    return spacy, DocBin
+
+
+def _read_docbin(path) -> Iterator[tuple[int, str, list[Token], list[tuple[int, int, str]]]]:
+    """(doc or sentence number, text, tokens, entity spans) of a DocBin, white-space tokens left out."""
+    spacy, DocBin = _spacy()
+    try:
+        docs = DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)
+        number = 0
+        for doc in docs:
+            parts = list(doc.sents) if doc.has_annotation("SENT_START") else [doc[:]]
+            for part in parts:
+                number += 1
+                a = part.start_char
+                tokens = [Token(t.text, t.idx - a, t.idx - a + len(t.text)) for t in part if not t.is_space]
+                spans = [(e.start_char - a, e.end_char - a, e.label_) for e in doc.ents
+                         if e.start >= part.start and e.end <= part.end]
+                yield number, part.text, tokens, spans
+    except (ValueError, KeyError, TypeError, OSError) as e:  # msgpack/zlib errors of a file that is no DocBin
+        raise DataFormatError(str(path), None, f"not a readable spaCy DocBin ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def docbin_bytes(records: Iterable[Annotated]) -> bytes:
+    """``records`` as a spaCy DocBin: one Doc each, its words the record's tokens (a space after a
+    token where the text has white space), its entities the record's spans."""
+    spacy, DocBin = _spacy()
+    from spacy.tokens import Doc
+
+    vocab = spacy.blank("xx").vocab
+    out = DocBin(attrs=["ENT_IOB", "ENT_TYPE"], store_user_data=False)
+    for r in records:
+        toks = r.tokens
+        spaces = [(toks[i + 1].start if i + 1 < len(toks) else len(r.text)) > t.end for i, t in enumerate(toks)]
+        doc = Doc(vocab, words=[t.text for t in toks], spaces=spaces)
+        first = {t.start: i for i, t in enumerate(toks)}
+        last = {t.end: i for i, t in enumerate(toks)}
+        doc.ents = [doc.char_span(doc[first[a]].idx, doc[last[b]].idx + len(doc[last[b]]), label=label)
+                    for a, b, label in r.spans]
+        out.add(doc)
+    return out.to_bytes()
 
 
 def _aligned(path, line: int, text: str, tokens: list[Token] | None, spans, lang: str) -> Annotated:

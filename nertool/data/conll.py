@@ -231,10 +231,12 @@ def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
 
 def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: bool = True) -> list[Sentence]:
     """Read a local corpus file as ``data`` says (CoNLL columns, CoNLL-U, or an annotation tool's
-    export: Prodigy, doccano, Label Studio, Argilla; ``auto`` knows a JSON file by its content)."""
+    export: Prodigy, doccano, Label Studio, Argilla, a spaCy DocBin; ``auto`` knows a JSON file by
+    its content and a DocBin by its ``.spacy`` suffix)."""
     if data.format == "conllu" or (data.format == "auto" and str(path).endswith(".conllu")):
         return read_conllu(path, data.tag_field, data.encoding)
-    if data.format not in ("auto", "conll") or (data.format == "auto" and _starts_like_json(path)):
+    if data.format not in ("auto", "conll") or (data.format == "auto" and (str(path).lower().endswith(".spacy")
+                                                                          or _starts_like_json(path))):
         from nertool.data.annotations import read
 
         records, _ = read(path, data.format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import io
 import json
 import os
 import time
@@ -18,7 +19,7 @@ from nertool.errors import BadLines, NertoolError
 from nertool.fileio import atomic_write, atomic_write_text
 from nertool.tag.engines import Engine
 
-OUTPUT_SUFFIX = {"jsonl": ".jsonl", "docs": ".jsonl", "conll": ".conll", "inline": ".txt"}
+OUTPUT_SUFFIX = {"jsonl": ".jsonl", "docs": ".jsonl", "conll": ".conll", "inline": ".txt", "spacy": ".spacy"}
 INPUT_SUFFIXES = (".txt", ".text", ".conll", ".iob", ".bio", ".jsonl", ".ndjson")
 MANIFEST = ".nertool-done.json"  # in an output directory: the finished outputs and their inputs' fingerprints
 
@@ -192,18 +193,19 @@ def input_bytes(jobs: list[Job]) -> int:
 
 def run_jobs(engine: Engine, jobs: list[Job], bad: BadLines, stdout: BinaryIO,
              progress: Callable[[Job], Callable[[int, int], None] | None] = lambda job: None,
-             done: Callable[[Job], None] = lambda job: None) -> int:
+             done: Callable[[Job], None] = lambda job: None, whole: Callable[[bytes], bytes] | None = None) -> int:
     """Tag every job's input with ``engine``; each output is written atomically (standard output
     for a job without a target) and every job gets its output, empty or not. An input is read only
     once the output before it is complete, so a bad input stops the run with every earlier output
     whole. ``progress(job)`` gives the callback ``(bytes_read, tokens)`` of that job. Returns the
-    number of tokens tagged. ``done(job)`` is called once each output is complete."""
+    number of tokens tagged. ``done(job)`` is called once each output is complete. With ``whole``,
+    each output is gathered and written as ``whole(all its bytes)`` (a DocBin, say) once complete."""
     stream = engine.run([j.source for j in jobs], bad)
     pending = next(stream, None)
     tokens = 0
     for k, job in enumerate(jobs):
         report = progress(job)
-        with _output(job, stdout) as out:
+        with _output(job, stdout, whole) as out:
             while pending is not None and pending[0] == k and pending[1] is not None:
                 _, data, n, pos = pending
                 out.write(data)
@@ -218,8 +220,13 @@ def run_jobs(engine: Engine, jobs: list[Job], bad: BadLines, stdout: BinaryIO,
 
 
 @contextlib.contextmanager
-def _output(job: Job, stdout: BinaryIO) -> Iterator[BinaryIO]:
-    if job.target is None:
+def _output(job: Job, stdout: BinaryIO, whole: Callable[[bytes], bytes] | None = None) -> Iterator[BinaryIO]:
+    if whole is not None:
+        buf = io.BytesIO()
+        yield buf
+        with _output(job, stdout) as out:
+            out.write(whole(buf.getvalue()))
+    elif job.target is None:
         yield stdout
         stdout.flush()
     else:

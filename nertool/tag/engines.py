@@ -46,7 +46,7 @@ def tag_documents(tagger, docs: list[Document], opts: TagOptions) -> tuple[list[
     """Split (where not split yet), tag in batches and render documents: each document's output
     bytes, and the number of tokens tagged. A long document is tagged in parts of ``4 *
     batch_size`` sentences (except for ``docs`` output, whose record needs it whole)."""
-    part = 0 if opts.output_format == "docs" else opts.batch_size * 4
+    part = 0 if opts.output_format in ("docs", "spacy") else opts.batch_size * 4
     pieces: list[list[bytes]] = []
     tokens = 0
     fmt = FORMATTERS[opts.output_format]

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-OUTPUT_FORMATS = ("jsonl", "docs", "conll", "inline")
+OUTPUT_FORMATS = ("jsonl", "docs", "conll", "inline", "spacy")
 
 
 def _doc_ref(doc) -> dict[str, Any]:
@@ -98,4 +98,21 @@ def format_inline(doc, results) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline}
+# spacy: the docs records, made into one DocBin when an output is complete (:func:`docbin_from_docs`)
+FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline,
+              "spacy": format_docs}
+
+
+def docbin_from_docs(data: bytes) -> bytes:
+    """The ``docs`` records of one output (JSON lines) as a spaCy DocBin: a Doc per document, its
+    entities the tagged spans (a DocBin keeps tokens and entities, not the spans' scores: ``--format
+    docs`` has those)."""
+    from nertool.data.annotations import Annotated, docbin_bytes
+    from nertool.data.text import Token
+
+    records = []
+    for line in data.splitlines():
+        rec = orjson.loads(line)
+        tokens = [Token(t["text"], t["start"], t["end"]) for t in rec["tokens"]]
+        records.append(Annotated(rec["text"], tokens, [(sp["start"], sp["end"], sp["label"]) for sp in rec["spans"]]))
+    return docbin_bytes(records)
