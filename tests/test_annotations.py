@@ -36,7 +36,7 @@ def test_every_format_round_trips(tmp_path, fmt):
     assert guess_format(first) == ("doccano" if fmt == "doccano" else fmt)
     again = tmp_path / f"b.{fmt}"
     write(again, back, fmt)
-    assert again.read_text(encoding="utf-8") == first.read_text(encoding="utf-8")
+    assert again.read_bytes() == first.read_bytes()
 
 
 def test_each_tools_own_shape_is_read(tmp_path):
