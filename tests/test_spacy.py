@@ -126,3 +126,33 @@ def test_docbin_out_of_nertool_tag_and_back_into_training(tmp_path, tiny_model, 
     (tmp_path / "bad.spacy").write_bytes(b"not a docbin")
     r = run_cli("train", tmp_path / "bad.spacy", "--out", tmp_path / "run")
     assert r.returncode == 2 and "not a readable spaCy DocBin" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_spacy_package_builds_an_installable_pipeline(tmp_path, tiny_model):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nertool", config={"model": str(tiny_model)})
+    nlp.meta["name"], nlp.meta["version"] = "nertool_tiny", "0.1.0"
+    nlp.to_disk(tmp_path / "pipe")
+    (tmp_path / "dist").mkdir()
+    r = subprocess.run([sys.executable, "-m", "spacy", "package", str(tmp_path / "pipe"), str(tmp_path / "dist")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (sdist,) = (tmp_path / "dist").rglob("*.tar.gz")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                        str(tmp_path / "site"), str(sdist)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    check = ("import json, spacy; nlp = spacy.load('en_nertool_tiny'); "
+             "print(json.dumps([nlp.meta['requirements'], [(e.text, e.label_) for e in nlp('Anna Berg visited Oslo .').ents]]))")
+    r = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert r.returncode == 0, r.stderr
+    requirements, ents = json.loads(r.stdout)
+    assert any(req.startswith("nertool") for req in requirements)
+    doc = spacy.blank("en")("Anna Berg visited Oslo .")
+    want = Tagger.load(str(tiny_model)).tag_sentences([[t.text for t in doc]])[0].chunks
+    assert ents == [[" ".join(t.text for t in doc[s:e]), label] for label, s, e, _ in want]
