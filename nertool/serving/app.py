@@ -155,20 +155,38 @@ class Service:
             batcher, self.batcher = self.batcher, None
             await asyncio.to_thread(batcher.close)  # requests in flight are answered first
 
-    async def observe(self, request: Request, call_next) -> Response:
-        """Counts and times every request; a fault of the service becomes one line, never a traceback."""
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("internal error on %s", request.url.path)
-            response = _error(500, "internal error (see the service's log)")
-        path = request.url.path if request.url.path in _PATHS else "other"
-        self.metrics.requests.labels(path, str(response.status_code)).inc()
-        self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-        if response.status_code >= 400:
-            self.metrics.errors.labels(_KINDS.get(response.status_code, str(response.status_code))).inc()
-        return response
+    def observe(self, app):
+        """ASGI middleware (plain, not Starlette's BaseHTTPMiddleware, which costs a task and a
+        stream per request): counts and times every request; a fault of the service becomes one
+        line, never a traceback."""
+
+        async def middleware(scope, receive, send):
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            t0 = time.perf_counter()
+            status = 500
+            started = False
+
+            async def sending(message):
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    status, started = message["status"], True
+                await send(message)
+
+            try:
+                await app(scope, receive, sending)
+            except Exception:
+                log.exception("internal error on %s", scope.get("path"))
+                status = 500
+                if not started:
+                    await _error(500, "internal error (see the service's log)")(scope, receive, send)
+            path = scope.get("path") if scope.get("path") in _PATHS else "other"
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+            if status >= 400:
+                self.metrics.errors.labels(_KINDS.get(status, str(status))).inc()
+
+        return middleware
 
     def _check_key(self, request: Request) -> None:
         if not self.config.api_key:
@@ -255,7 +273,7 @@ def create_app(config: ServeConfig, tagger=None) -> FastAPI:
     s = Service(config, tagger)
     app = FastAPI(title="nertool", version=_version(), lifespan=s.lifespan, docs_url=None, redoc_url=None,
                   summary="Named entities (and chunks, POS tags) with CRF confidences, in batches.")
-    app.middleware("http")(s.observe)
+    app.add_middleware(_Observe, service=s)
     body = {"requestBody": {"required": True, "content": {"application/json": {"schema": TagRequest.model_json_schema()}}}}
     app.add_api_route("/tag", s.tag, methods=["POST"], summary="Tag text", openapi_extra=body)
     app.add_api_route("/info", s.info, methods=["GET"], summary="The model: labels, scheme, scores, version")
@@ -267,6 +285,16 @@ def create_app(config: ServeConfig, tagger=None) -> FastAPI:
     app.add_exception_handler(404, s.not_found)
     app.add_exception_handler(405, s.not_allowed)
     return app
+
+
+class _Observe:
+    """The service's :meth:`Service.observe` middleware in the shape ``add_middleware`` takes."""
+
+    def __init__(self, app, service: Service):
+        self.call = service.observe(app)
+
+    async def __call__(self, scope, receive, send):
+        await self.call(scope, receive, send)
 
 
 _PATHS = {"/tag", "/info", "/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"}
