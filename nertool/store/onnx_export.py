@@ -28,20 +28,68 @@ from nertool.store.onnx_model import INPUTS, ONNX_FORMAT, ONNX_FORMAT_VERSION, V
 OPSET = 18
 
 
+class _BiLstmLayer(torch.autograd.Function):
+    """One bidirectional LSTM layer over padded sentences: (batch, seq_len, input) and lengths
+    (batch,) -> (batch, seq_len, 2 * hidden). Runs as :func:`unpacked_birnn`; exports as ONNX's own
+    LSTM with ``sequence_lens`` (each sentence read backwards from its own end, zeros past it)."""
+
+    @staticmethod
+    def forward(ctx, x, lengths, w, r, b, hidden: int, *torch_weights):
+        return unpacked_birnn(x, lengths, list(torch_weights), True, 1, hidden, True)
+
+    @staticmethod
+    def symbolic(g, x, lengths, w, r, b, hidden, *torch_weights):
+        xt = g.op("Transpose", x, perm_i=[1, 0, 2])  # shape: (seq_len, batch, input)
+        lens = g.op("Cast", lengths, to_i=6)  # int32
+        y, _, _ = g.op("LSTM", xt, w, r, b, lens, hidden_size_i=hidden, direction_s="bidirectional", outputs=3)
+        y = g.op("Transpose", y, perm_i=[2, 0, 1, 3])  # shape: (batch, seq_len, 2, hidden)
+        return g.op("Reshape", y, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
+
+
+def _onnx_lstm_weights(rnn: nn.LSTM, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A torch LSTM layer's weights in ONNX's layout: W (2, 4h, input), R (2, 4h, h), B (2, 8h),
+    forward then backward, gates reordered from torch's i f g o to ONNX's i o f c."""
+    h = rnn.hidden_size
+    order = torch.cat([torch.arange(0, h), torch.arange(3 * h, 4 * h), torch.arange(h, 2 * h), torch.arange(2 * h, 3 * h)])
+    ws, rs, bs = [], [], []
+    for suffix in ("", "_reverse"):
+        p = lambda name: getattr(rnn, f"{name}_l{layer}{suffix}").detach()  # noqa: E731
+        ws.append(p("weight_ih")[order])
+        rs.append(p("weight_hh")[order])
+        bs.append(torch.cat([p("bias_ih")[order], p("bias_hh")[order]]))
+    return torch.stack(ws), torch.stack(rs), torch.stack(bs)
+
+
 class _Emissions(nn.Module):
-    """(words, chars, char_index, mask) -> emissions (batch, seq_len, num_tags), with masks in
-    place of packed sequences (the unpacked Bi-LSTM of :func:`unpacked_birnn`)."""
+    """(words, chars, char_index, mask) -> emissions (batch, seq_len, num_tags), with sentence
+    lengths in place of packed sequences (ONNX's bidirectional LSTM with ``sequence_lens``; a GRU as
+    :func:`unpacked_birnn`)."""
 
     def __init__(self, emitter: Emitter):
         super().__init__()
         self.e = emitter
+        self.native = emitter.is_lstm and emitter.rnn.bias
+        if self.native:
+            for layer in range(emitter.rnn.num_layers):
+                w, r, b = _onnx_lstm_weights(emitter.rnn, layer)
+                self.register_buffer(f"w{layer}", w)
+                self.register_buffer(f"r{layer}", r)
+                self.register_buffer(f"b{layer}", b)
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
         e = self.e
         x = torch.cat([e.embed_words(words), F.embedding(char_index, e.word_features(chars))], dim=2)
         lengths = mask.long().sum(1)  # shape: (batch,)
-        out = unpacked_birnn(x, lengths, e.rnn._flat_weights, e.is_lstm, e.rnn.num_layers, e.rnn.hidden_size, e.rnn.bias)
+        rnn = e.rnn
+        if self.native:
+            out = x
+            for layer in range(rnn.num_layers):
+                per_layer = rnn._flat_weights[8 * layer : 8 * layer + 8]
+                out = _BiLstmLayer.apply(out, lengths, getattr(self, f"w{layer}"), getattr(self, f"r{layer}"),
+                                         getattr(self, f"b{layer}"), rnn.hidden_size, *per_layer)
+        else:
+            out = unpacked_birnn(x, lengths, rnn._flat_weights, e.is_lstm, rnn.num_layers, rnn.hidden_size, rnn.bias)
         out = out * mask.unsqueeze(2).to(out.dtype)  # shape: (batch, seq_len, 2 * hidden)
         return e.emit(out)  # shape: (batch, seq_len, num_tags)
 
