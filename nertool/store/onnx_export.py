@@ -151,30 +151,39 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
 
 def _forward_body():
     """One step of the max-product pass: states score (batch, tags) and offset (batch,) float64;
-    inputs e_t (batch, tags), m_t (batch,), t (); out the new states and the backpointers."""
+    inputs e_t (batch, tags), m_t (batch,), t (); out the new states and the backpointers. Every 32
+    steps (an ``If``, so the other steps run none of it) the scores' maximum is taken out."""
     from onnx import TensorProto, helper
 
     n, v = helper.make_node, helper.make_tensor_value_info
+    shift = helper.make_graph(
+        [
+            n("ReduceMax", ["best1", "ax1"], ["row_max"], keepdims=1),
+            n("Max", ["row_max", "floor"], ["row_max_c"]),  # shape: (batch, 1)
+            n("Sub", ["best1", "row_max_c"], ["best_s"]),
+            n("Squeeze", ["row_max_c", "ax1"], ["shift_b"]),
+            n("Where", ["m_t", "shift_b", "zero_f"], ["taken"]),
+            n("Cast", ["taken"], ["taken_d"], to=TensorProto.DOUBLE),
+            n("Add", ["offset_in", "taken_d"], ["offset_s"]),
+        ],
+        "shift", [], [v("best_s", TensorProto.FLOAT, None), v("offset_s", TensorProto.DOUBLE, None)],
+    )
+    keep = helper.make_graph(
+        [n("Identity", ["best1"], ["best_k"]), n("Identity", ["offset_in"], ["offset_k"])],
+        "keep", [], [v("best_k", TensorProto.FLOAT, None), v("offset_k", TensorProto.DOUBLE, None)],
+    )
     return helper.make_graph(
         [
             n("Unsqueeze", ["score_in", "ax2"], ["s3"]),
             n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, prev, next)
             n("ReduceMax", ["nxt", "ax1"], ["best0"], keepdims=0),
-            n("ArgMax", ["nxt"], ["idx"], axis=1, keepdims=0),
+            n("ArgMax", ["nxt"], ["idx_out"], axis=1, keepdims=0),
             n("Add", ["best0", "e_t"], ["best1"]),
-            n("Mod", ["t", "thirty_two"], ["t_mod"]),  # every 32 steps, the maximum taken out
+            n("Mod", ["t", "thirty_two"], ["t_mod"]),
             n("Equal", ["t_mod", "zero"], ["shift_now"]),
-            n("ReduceMax", ["best1", "ax1"], ["row_max"], keepdims=1),
-            n("Max", ["row_max", "floor"], ["row_max_c"]),
-            n("Where", ["shift_now", "row_max_c", "zero_f"], ["shift"]),  # shape: (batch, 1)
-            n("Sub", ["best1", "shift"], ["best"]),
-            n("Unsqueeze", ["m_t", "ax1"], ["keep"]),
-            n("Where", ["keep", "best", "score_in"], ["score_out"]),
-            n("Squeeze", ["shift", "ax1"], ["shift_b"]),
-            n("Where", ["m_t", "shift_b", "zero_f"], ["taken"]),
-            n("Cast", ["taken"], ["taken_d"], to=TensorProto.DOUBLE),
-            n("Add", ["offset_in", "taken_d"], ["offset_out"]),
-            n("Identity", ["idx"], ["idx_out"]),
+            n("If", ["shift_now"], ["best", "offset_out"], then_branch=shift, else_branch=keep),
+            n("Unsqueeze", ["m_t", "ax1"], ["keep_t"]),
+            n("Where", ["keep_t", "best", "score_in"], ["score_out"]),
         ],
         "viterbi_forward",
         [v("score_in", TensorProto.FLOAT, None), v("offset_in", TensorProto.DOUBLE, None),
