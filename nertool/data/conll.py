@@ -34,7 +34,7 @@ class Corpus:
     def sentences(self, split: str) -> list[Sentence]:
         ds = self.splits[split]
         names = ds.features["tags"].feature.names
-        return [(list(toks), [names[i] for i in ids]) for toks, ids in zip(ds["tokens"], ds["tags"])]
+        return [(list(toks), [names[i] if i >= 0 else tagmod.UNKNOWN for i in ids]) for toks, ids in zip(ds["tokens"], ds["tags"])]
 
 
 Row = tuple[int, list[str]]  # (line number, fields)
@@ -121,7 +121,7 @@ def read_conll(
             token, tag = fields[token_column], fields[tag_column]
             if not token or not tag:
                 raise DataFormatError(path, lineno, "empty token or tag field")
-            if check_tags and tag != "O":
+            if check_tags and tag != "O" and tag != tagmod.UNKNOWN:  # ?: a tag not known (partial annotation)
                 try:
                     tagmod.split_tag(tag)
                 except tagmod.TagError as e:
@@ -192,12 +192,14 @@ def check_scheme(sentences: Sequence[Sentence], scheme: str, path: str | Path | 
         return scheme
     for i, (_, tg) in enumerate(sentences):
         for t in tg:
+            if t == tagmod.UNKNOWN:
+                continue
             try:
                 tagmod.split_tag(t)
             except tagmod.TagError as e:
                 raise DataFormatError(path, None, f"sentence {i + 1}: {e}; use --scheme none for plain labels") from None
     if scheme == "auto":
-        return tagmod.detect_scheme(tg for _, tg in sentences)
+        return tagmod.detect_scheme([t for t in tg if t != tagmod.UNKNOWN] for _, tg in sentences)
     return scheme
 
 
@@ -207,7 +209,7 @@ def repair(sentences: Sequence[Sentence], scheme: str) -> tuple[list[Sentence], 
         return list(sentences), 0
     out, changed = [], 0
     for toks, tg in sentences:
-        if tagmod.is_valid(tg, scheme):
+        if tagmod.UNKNOWN in tg or tagmod.is_valid(tg, scheme):  # a partial sentence: see tags.allowed_labels
             out.append((toks, tg))
             continue
         fixed = tagmod.convert(tg, scheme, scheme)
@@ -225,7 +227,8 @@ def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
     )
     index = {l: i for i, l in enumerate(labels)}
     return datasets.Dataset.from_dict(
-        {"tokens": [t for t, _ in sentences], "tags": [[index[x] for x in g] for _, g in sentences]}, features=features
+        {"tokens": [t for t, _ in sentences], "tags": [[index.get(x, -1) for x in g] for _, g in sentences]},  # -1: UNKNOWN
+        features=features
     )
 
 
@@ -289,6 +292,7 @@ def load_corpus(
         raw[split] = sents
     if data.format == "conllu" or str(train).endswith(".conllu"):
         scheme = "none" if scheme == "auto" else scheme
+    _check_complete(raw, dev, test)
     resolved = check_scheme(raw["train"], scheme, train)
     for split, path in (("dev", dev), ("test", test)):
         if split in raw:
@@ -297,6 +301,14 @@ def load_corpus(
         if split in raw:
             raw[split] = _repaired(raw[split], resolved, path, data.strict)
     return _make_corpus(raw, resolved)
+
+
+def _check_complete(raw: dict[str, list[Sentence]], dev, test) -> None:
+    """A DataFormatError if dev or test hold unknown (``?``) tags: scoring needs every tag."""
+    for split, path in (("dev", dev), ("test", test)):
+        if split in raw and any(tagmod.UNKNOWN in tg for _, tg in raw[split]):
+            raise DataFormatError(path, None, f"tags '{tagmod.UNKNOWN}' (unknown) are for training data only; "
+                                              f"the {split} set needs every tag to score against")
 
 
 def _repaired(sentences: list[Sentence], scheme: str, path, strict: bool) -> list[Sentence]:
@@ -312,7 +324,7 @@ def _repaired(sentences: list[Sentence], scheme: str, path, strict: bool) -> lis
 def _make_corpus(raw: dict[str, list[Sentence]], scheme: str) -> Corpus:
     import datasets
 
-    labels = sorted({t for sents in raw.values() for _, tg in sents for t in tg}, key=_label_key)
+    labels = sorted({t for sents in raw.values() for _, tg in sents for t in tg} - {tagmod.UNKNOWN}, key=_label_key)
     splits = datasets.DatasetDict({k: to_dataset(v, labels) for k, v in raw.items()})
     return Corpus(splits=splits, scheme=scheme, labels=tuple(labels))
 

@@ -239,3 +239,33 @@ def allowed_transitions(scheme: str, labels: Sequence[str]) -> tuple[list[bool],
     end = [_allowed(p, o, scheme, at_end=True) for p in parsed]
     trans = [[_allowed(p, c, scheme) for c in parsed] for p in parsed]
     return start, end, trans
+
+
+UNKNOWN = "?"  # a token whose tag is not known (partial annotation): any label may be there
+
+
+def allowed_labels(tags: Sequence[str], scheme: str, internal: str, labels: Sequence[str],
+                   candidates: Sequence[str]) -> list[list[int]]:
+    """For each token of a partially tagged sentence (``UNKNOWN`` where the tag is not known), the
+    ids of the ``labels`` (internal scheme) that a completion of the unknown tags could give it.
+    ``candidates``: the corpus's labels, which an unknown neighbour may take. A known tag's internal
+    form depends on its neighbours only (``B-X`` is ``S-X`` in BIOES unless an ``I-X`` follows), so
+    the unknown neighbours' candidates are tried in a three-token window."""
+    index = {label: k for k, label in enumerate(labels)}
+    out: list[list[int]] = []
+    for i, t in enumerate(tags):
+        if t == UNKNOWN:
+            out.append(list(range(len(labels))))
+            continue
+        if scheme == internal:
+            out.append([index[t]] if t in index else [])
+            continue
+        left = [] if i == 0 else (list(candidates) if tags[i - 1] == UNKNOWN else [tags[i - 1]])
+        right = [] if i + 1 == len(tags) else (list(candidates) if tags[i + 1] == UNKNOWN else [tags[i + 1]])
+        found = set()
+        for a in left or [None]:
+            for b in right or [None]:
+                window = [x for x in (a, t, b) if x is not None]
+                found.add(convert(window, scheme, internal)[0 if a is None else 1])
+        out.append(sorted(index[y] for y in found if y in index) or list(range(len(labels))))
+    return out

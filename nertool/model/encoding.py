@@ -22,6 +22,7 @@ class Encoded:
     tokens: list[str]
     words: list[int]
     tags: list[int] | None = None
+    allowed: torch.Tensor | None = None  # (seq_len, num_tags) bool: a partially tagged sentence's possible tags
 
 
 @dataclass
@@ -32,10 +33,12 @@ class Batch:
     mask: torch.Tensor  # (batch, seq_len) bool
     tags: torch.Tensor | None  # (batch, seq_len) long
     index: list[int]  # positions of these sentences in the input
+    allowed: torch.Tensor | None = None  # (batch, seq_len, num_tags) bool, where a sentence is partially tagged
 
     def to(self, device) -> "Batch":
         mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(mv(self.words), mv(self.chars), mv(self.char_index), mv(self.mask), mv(self.tags), self.index)
+        return Batch(mv(self.words), mv(self.chars), mv(self.char_index), mv(self.mask), mv(self.tags), self.index,
+                     mv(self.allowed))
 
 
 class Encoder:
@@ -91,7 +94,7 @@ class Encoder:
             tags = torch.zeros(mask.shape, dtype=torch.long)
             tags[mask] = torch.tensor([i for e in items for i in e.tags], dtype=torch.long)
         chars = torch.zeros(0, 1, dtype=torch.long) if shared else self.char_matrix([""] + list(rows))
-        return Batch(words, chars, char_index, mask, tags, index)
+        return Batch(words, chars, char_index, mask, tags, index, _allowed(items, tags))
 
     def batches(
         self,
@@ -132,3 +135,16 @@ def length_buckets(
     if shuffle:
         rng.shuffle(groups)
     return groups
+
+
+def _allowed(items: Sequence[Encoded], tags: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, seq_len, num_tags) bool, the tags each token may have, when a sentence of the batch
+    is partially tagged (the others' rows: their one gold tag); else None."""
+    partial = [k for k, e in enumerate(items) if e.allowed is not None]
+    if not partial or tags is None:
+        return None
+    num_tags = items[partial[0]].allowed.shape[1]
+    out = torch.nn.functional.one_hot(tags, num_tags).bool()
+    for k in partial:
+        out[k, : len(items[k].words)] = items[k].allowed
+    return out

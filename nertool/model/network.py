@@ -347,6 +347,18 @@ class _AddBias(nn.Module):
         return x + self.bias
 
 
+def partial_nll(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """The negative log of the probability that a sentence's tags lie in ``allowed``: ``log Z`` of
+    every sequence minus ``log Z`` of those with each token's tag allowed (the marginal likelihood
+    of a partially tagged sentence; one allowed tag per token gives the usual CRF likelihood).
+    emissions (batch, seq_len, num_tags), mask (batch, seq_len), allowed (batch, seq_len, num_tags)
+    bool -> (batch,). Both normalisers are pytorch-crf's."""
+    em = emissions.transpose(0, 1)  # shape: (seq_len, batch, num_tags), as pytorch-crf computes
+    m = mask.transpose(0, 1)
+    known = em.masked_fill(~allowed.transpose(0, 1), -1e9)  # far below any path, forbidden ones (-1e4) too
+    return crf._compute_normalizer(em, m) - crf._compute_normalizer(known, m)
+
+
 class BiLstmCrf(nn.Module):
     """Sequence labeller: an :class:`Emitter` and a pytorch-crf CRF, optionally constrained to
     the transitions the tag scheme allows (in training and in decoding)."""
@@ -417,9 +429,12 @@ class BiLstmCrf(nn.Module):
         """:meth:`emissions` with the character features of each ``char_index`` row given."""
         return self.emitter.from_features(words, features, char_index, mask)
 
-    def loss(self, words, chars, char_index, mask, tags) -> torch.Tensor:
-        """Mean negative log-likelihood of the gold tags over the batch's sentences."""
+    def loss(self, words, chars, char_index, mask, tags, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of the gold tags over the batch's sentences; with
+        ``allowed`` (batch, seq_len, num_tags) bool, of every tag sequence it allows (partial labels)."""
         em = self.emitter(words, chars, char_index, mask)
+        if allowed is not None:
+            return partial_nll(self.crf, em, mask, allowed).mean()
         return -self.crf(em, tags, mask=mask, reduction="mean")
 
     def transition_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

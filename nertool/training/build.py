@@ -40,6 +40,8 @@ def split_dev(corpus: Corpus, tc: TrainConfig) -> tuple[list[Sentence], list[Sen
     order = list(range(len(train_sents)))
     random.Random(tc.seed).shuffle(order)
     n_dev = max(1, int(len(order) * tc.dev_fraction))
+    # a partially tagged sentence cannot be scored: the held-out ones are complete sentences
+    order.sort(key=lambda i: tagmod.UNKNOWN in train_sents[i][1])  # stable: complete ones first, shuffled
     return [train_sents[i] for i in order[n_dev:]], [train_sents[i] for i in order[:n_dev]]
 
 
@@ -76,7 +78,7 @@ def cut_long(sentences: Sequence[Sentence], limit: int = MAX_TRAIN_TOKENS) -> tu
 def trained_labels(corpus: Corpus, train_sents: Sequence[Sentence]) -> tuple[list[str], str | None]:
     """The corpus's labels that the training sentences hold (a model can only learn those), and
     a warning naming the labels (or entity types) found only in dev or test, or None."""
-    seen = {t for _, tags in train_sents for t in tags}
+    seen = {t for _, tags in train_sents for t in tags} - {tagmod.UNKNOWN}
     labels = [label for label in corpus.labels if label in seen]
     if corpus.scheme == "none":
         missing = [label for label in corpus.labels if label not in seen]
@@ -116,14 +118,28 @@ def build_bundle(config: Config, train_sents: Sequence[Sentence], corpus_labels:
 
 
 
-def encode_split(bundle: ModelBundle, encoder: Encoder, sentences: Sequence[Sentence]) -> list[Encoded]:
+def encode_split(bundle: ModelBundle, encoder: Encoder, sentences: Sequence[Sentence],
+                 corpus_labels: Sequence[str] = ()) -> list[Encoded]:
+    """Sentences as tag ids of the model's labels; a partially tagged one (``?`` tags) also gets
+    the labels each token may take (:func:`nertool.data.tags.allowed_labels`; ``corpus_labels``,
+    those an unknown tag may be), and its unknown tokens tag id 0."""
     index = {l: i for i, l in enumerate(bundle.labels)}
     convert = bundle.internal_scheme != bundle.scheme and bundle.scheme != "none"
-    toks, tag_ids = [], []
-    for t, g in sentences:
-        if convert:
+    toks, tag_ids, partial = [], [], {}
+    for k, (t, g) in enumerate(sentences):
+        if tagmod.UNKNOWN in g:
+            sets = tagmod.allowed_labels(g, bundle.scheme, bundle.internal_scheme, bundle.labels, corpus_labels)
+            allowed = torch.zeros(len(g), len(bundle.labels), dtype=torch.bool)  # shape: (seq_len, num_tags)
+            for i, ids in enumerate(sets):
+                allowed[i, ids] = True
+            partial[k] = allowed
+            g = [bundle.labels[ids[0]] if len(ids) == 1 else bundle.labels[0] for ids in sets]
+        elif convert:
             g = tagmod.convert(g, bundle.scheme, bundle.internal_scheme)
         toks.append(t)
         tag_ids.append([index[x] for x in g])
-    return encoder.encode(toks, tag_ids)
+    items = encoder.encode(toks, tag_ids)
+    for k, allowed in partial.items():
+        items[k].allowed = allowed
+    return items
 

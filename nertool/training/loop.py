@@ -91,8 +91,8 @@ class _Loss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, words, chars, char_index, mask, tags) -> torch.Tensor:
-        loss = self.model.loss(words, chars, char_index, mask, tags)
+    def forward(self, words, chars, char_index, mask, tags, allowed=None) -> torch.Tensor:
+        loss = self.model.loss(words, chars, char_index, mask, tags, allowed)
         # a batch of one-token sentences uses no transition score, and DDP needs a gradient (here
         # zero) for every parameter in every step
         return loss + 0.0 * self.model.crf.transitions.sum()
@@ -124,9 +124,9 @@ def run_epoch(model: BiLstmCrf, o: Optimisation, encoder: Encoder, items: Sequen
         batch = encoder.collate([items[i] for i in part], part).to(device)
         o.opt.zero_grad(set_to_none=True)
         if step is None:
-            loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+            loss = model.loss(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags, batch.allowed)
         else:
-            loss = step(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags)
+            loss = step(batch.words, batch.chars, batch.char_index, batch.mask, batch.tags, batch.allowed)
         value = loss.item()
         if not math.isfinite(value):
             raise Diverged(f"training diverged in epoch {epoch} (loss {value}); try a lower --lr")
@@ -318,7 +318,7 @@ def start_run(corpus: Corpus, config: Config, out: Path, reporter: Reporter, cor
     bundle.meta["warnings"] = notes
     model = bundle.model.to(where)
     encoder = Encoder(bundle.words, bundle.chars, config.model.max_word_chars)
-    run = Run(bundle, config, out, where, device, encoder, encode_split(bundle, encoder, train_sents),
+    run = Run(bundle, config, out, where, device, encoder, encode_split(bundle, encoder, train_sents, corpus.labels),
               Optimisation.create(model, config.train, rng), LoopState(config=config.to_dict(), corpus=corpus_fp,
                                                                        processes=group.world),
               dev_sents, corpus.sentences("test") if "test" in corpus.splits else None, reporter, group, t0)
