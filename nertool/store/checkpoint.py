@@ -185,6 +185,15 @@ def check_format_version(path: str | Path, found: Any, supported: int) -> None:
                          f"upgrade nertool (this is {__version__})")
 
 
+def check_export_metadata(path: str | Path, meta: Any, fmt: str, supported: int, kind: str) -> dict:
+    """``meta`` (an exported file's metadata), or a ModelError unless it is a dict of format
+    ``fmt`` in a version this nertool reads."""
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ModelError(f"{path}: not a nertool {kind} file")
+    check_format_version(path, meta.get("format_version"), supported)
+    return meta
+
+
 def load_model(directory: str | Path) -> ModelBundle:
     """Load a model directory written by :func:`save_model`."""
     d = Path(directory)

@@ -15,7 +15,7 @@ from nertool.model.vocab import CharVocab, Normalization, WordVocab
 from nertool.store.checkpoint import (
     STRUCTURAL,
     ModelBundle,
-    check_format_version,
+    check_export_metadata,
     load_model,
     read_config,
 )
@@ -104,10 +104,7 @@ def read_metadata(path: str | Path) -> dict:
         meta = json.loads(extra["nertool.json"])
     except (RuntimeError, ValueError) as e:
         raise ModelError(f"{path}: not a valid nertool TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
-        raise ModelError(f"{path}: not a nertool TorchScript file")
-    check_format_version(path, meta.get("format_version"), EXPORT_FORMAT_VERSION)
-    return meta
+    return check_export_metadata(path, meta, EXPORT_FORMAT, EXPORT_FORMAT_VERSION, "TorchScript")
 
 
 def model_info(model: str | Path) -> dict:

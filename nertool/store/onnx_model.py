@@ -11,7 +11,7 @@ import torch
 from nertool.config import ModelConfig
 from nertool.errors import ConfigError, ModelError
 from nertool.model.vocab import CharVocab, Normalization, WordVocab
-from nertool.store.checkpoint import STRUCTURAL, ModelBundle, check_format_version
+from nertool.store.checkpoint import STRUCTURAL, ModelBundle, check_export_metadata
 
 ONNX_FORMAT = "nertool-onnx"
 ONNX_FORMAT_VERSION = 1
@@ -76,9 +76,7 @@ def _properties(path: Path, session) -> dict[str, str]:
         meta = json.loads(props["nertool"])
     except (KeyError, ValueError):
         raise ModelError(f"{path}: an ONNX file, but not one nertool wrote (no nertool metadata)") from None
-    if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
-        raise ModelError(f"{path}: an ONNX file, but not one nertool wrote")
-    check_format_version(path, meta.get("format_version"), ONNX_FORMAT_VERSION)
+    check_export_metadata(path, meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, "ONNX")
     return props
 
 
