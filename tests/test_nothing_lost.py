@@ -477,8 +477,9 @@ def test_an_exported_file_keeps_a_float16_pretrained_table_in_float16(tmp_path):
 
 
 def test_export_to_a_suffix_it_does_not_write_is_refused(tiny_model, tmp_path):
-    r = run_cli("export", tiny_model, tmp_path / "m.onnx")
-    assert r.returncode == 2 and "m.onnx: nertool exports TorchScript files (.pt)" in r.stderr and not (tmp_path / "m.onnx").exists()
+    r = run_cli("export", tiny_model, tmp_path / "m.tflite")
+    assert r.returncode == 2 and "m.tflite: nertool exports TorchScript (.pt) and ONNX (.onnx) files" in r.stderr
+    assert not (tmp_path / "m.tflite").exists()
 
 
 def test_a_training_message_with_brackets_is_printed_as_written():
