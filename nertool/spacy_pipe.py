@@ -60,8 +60,9 @@ class NertoolComponent:
     def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
         stream = iter(docs)
         while chunk := list(islice(stream, batch_size)):
-            sents = [_sentences(d) for d in chunk]  # per doc: each sentence's token indices (no spaces)
-            flat = [[doc[i].text for i in idx] for doc, ss in zip(chunk, sents) for idx in ss]
+            texts = [[t.text for t in d] for d in chunk]  # one pass over each doc's Token objects
+            sents = [_sentences(d, words) for d, words in zip(chunk, texts)]  # per doc: each sentence's token indices
+            flat = [[words[i] for i in idx] for words, ss in zip(texts, sents) for idx in ss]
             results = iter(self.tagger.tag_sentences(flat, self.opts) if flat else [])
             for doc, ss in zip(chunk, sents):
                 self._write(doc, [(idx, next(results)) for idx in ss])
@@ -115,17 +116,17 @@ class NertoolComponent:
         return self
 
 
-def _sentences(doc: Doc) -> list[list[int]]:
-    """The token indices of each of the doc's sentences, white-space tokens left out: the
-    pipeline's own sentences, else split after . ! ?"""
+def _sentences(doc: Doc, words: list[str]) -> list[list[int]]:
+    """The token indices of each of the doc's sentences (``words``: its tokens' texts), white-space
+    tokens left out: the pipeline's own sentences, else split after . ! ?"""
     if doc.has_annotation("SENT_START"):
         ranges = [(s.start, s.end) for s in doc.sents]
     else:
         ranges, start = [], 0
-        for i, t in enumerate(doc):
-            if t.text in _ENDS and i + 1 < len(doc) and doc[i + 1].text not in _ENDS:
+        for i, w in enumerate(words[:-1]):
+            if w in _ENDS and words[i + 1] not in _ENDS:
                 ranges.append((start, i + 1))
                 start = i + 1
-        ranges.append((start, len(doc)))
-    out = [[i for i in range(a, b) if not doc[i].is_space] for a, b in ranges]
+        ranges.append((start, len(words)))
+    out = [[i for i in range(a, b) if not words[i].isspace()] for a, b in ranges]
     return [idx for idx in out if idx]
