@@ -36,8 +36,6 @@ def export_cmd(
     if suffix == ".onnx":
         from nertool.store.onnx_export import export_onnx
 
-        if quantize not in (None, "int8"):
-            raise NertoolError(f"--quantize {quantize}: only int8 is available")
         path = export_onnx(load(model), output, quantize)
     elif suffix in (".pt", ".pth", ".ts", ".torchscript", ""):
         from nertool.store.export import export

@@ -264,6 +264,8 @@ def export_onnx(bundle: ModelBundle, out: str | Path, quantize: str | None = Non
     import onnx
     from onnx import TensorProto, helper
 
+    if quantize not in (None, "int8"):
+        raise ModelError(f"--quantize {quantize}: only int8 is available")
     emitter = check_exportable(bundle)
     model = _emissions_graph(emitter, half_table=quantize is None)  # int8 quantises the float32 table itself
     start, end, trans = (t.detach() for t in bundle.model.transition_scores())
@@ -292,8 +294,6 @@ def export_onnx(bundle: ModelBundle, out: str | Path, quantize: str | None = Non
     data = model.SerializeToString()
     if quantize == "int8":
         data = _quantize_int8(data)
-    elif quantize is not None:
-        raise ModelError(f"--quantize {quantize}: only int8 is available")
     out = Path(out)
     atomic_write_bytes(out, data)
     return out
