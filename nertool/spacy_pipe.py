@@ -20,6 +20,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup, Token
 
@@ -60,7 +61,7 @@ class NertoolComponent:
     def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
         stream = iter(docs)
         while chunk := list(islice(stream, batch_size)):
-            texts = [[t.text for t in d] for d in chunk]  # one pass over each doc's Token objects
+            texts = [_words(d) for d in chunk]
             sents = [_sentences(d, words) for d, words in zip(chunk, texts)]  # per doc: each sentence's token indices
             flat = [[words[i] for i in idx] for words, ss in zip(texts, sents) for idx in ss]
             results = iter(self.tagger.tag_sentences(flat, self.opts) if flat else [])
@@ -114,6 +115,13 @@ class NertoolComponent:
         self.model = json.loads(bundled.read_text(encoding="utf-8"))["model"] if bundled.exists() else str(path / "model")
         self.tagger = Tagger.load(self.model, batch_size=self.opts.batch_size, threads=self.threads)
         return self
+
+
+def _words(doc: Doc) -> list[str]:
+    """The texts of the doc's tokens, sliced from its text by offset (making a Token object per
+    token costs more than tagging it)."""
+    text = doc.text
+    return [text[a : a + n] for a, n in doc.to_array([IDX, LENGTH]).tolist()]
 
 
 def _sentences(doc: Doc, words: list[str]) -> list[list[int]]:
