@@ -96,7 +96,7 @@ def tag_cmd(
     from nertool.tag import bulk
     from nertool.tag.engines import default_workers, make_engine
     from nertool.tag.options import TagOptions
-    from nertool.tag.output import docbin_from_docs
+    from nertool.tag.output import FINISHERS
 
     model, specs = _model_and_inputs(args)
     opts = TagOptions(nbest=nbest, scores=not no_scores, doc_context=doc_context, batch_size=batch_size, lang=lang,
@@ -121,7 +121,7 @@ def tag_cmd(
         with make_engine(model, opts, workers, device, threads, ray) as engine, _progress(todo) as advance:
             tokens = bulk.run_jobs(engine, todo, bad, sys.stdout.buffer, advance,
                                    done=manifest.record if manifest is not None else lambda job: None,
-                                   whole=docbin_from_docs if fmt.value == "spacy" else None)
+                                   whole=FINISHERS.get(fmt.value))
         if manifest is not None:
             manifest.save()
     if output is not None:

@@ -70,20 +70,20 @@ def _emissions_only(path: Path) -> bytes | str:
     return model.SerializeToString()
 
 
-def _properties(path: Path, session) -> dict[str, str]:
+def _properties(path: Path, session) -> tuple[dict, dict[str, str]]:
+    """The file's nertool metadata, checked, and all its metadata properties (JSON strings)."""
     props = dict(session.get_modelmeta().custom_metadata_map)
     try:
         meta = json.loads(props["nertool"])
     except (KeyError, ValueError):
         raise ModelError(f"{path}: an ONNX file, but not one nertool wrote (no nertool metadata)") from None
-    check_export_metadata(path, meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, "ONNX")
-    return props
+    return check_export_metadata(path, meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, "ONNX"), props
 
 
 def read_onnx_metadata(path: str | Path) -> dict:
     """The nertool metadata of an exported ONNX file."""
     p = Path(path)
-    return json.loads(_properties(p, _session(p, "cpu"))["nertool"])
+    return _properties(p, _session(p, "cpu"))[0]
 
 
 class OnnxModel:
@@ -133,9 +133,8 @@ def load_onnx(path: str | Path, device: str = "cpu") -> ModelBundle:
     """A :class:`ModelBundle` over an exported ONNX file."""
     p = Path(path)
     session = _session(p, device)
-    props = _properties(p, session)
+    meta, props = _properties(p, session)
     try:
-        meta = json.loads(props["nertool"])
         model = OnnxModel(p, session, meta, json.loads(props["nertool.crf"]), device)
         n_tags = len(model._crf[0])
         if len(model.labels) != n_tags or model._crf[2].shape != (n_tags, n_tags):

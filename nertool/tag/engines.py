@@ -28,7 +28,7 @@ from nertool.data.inputs import Document, chunked, open_input, read_documents, s
 from nertool.errors import BadLines, NertoolError
 from nertool.runtime import available_cores
 from nertool.tag.options import TagOptions
-from nertool.tag.output import FORMATTERS
+from nertool.tag.output import FORMATTERS, WHOLE_DOCUMENTS
 
 CHUNK_CHARS = 1 << 18  # about 45k tokens of English: a few tenths of a second of one core's work
 
@@ -45,8 +45,8 @@ class Engine(Protocol):
 def tag_documents(tagger, docs: list[Document], opts: TagOptions) -> tuple[list[bytes], int]:
     """Split (where not split yet), tag in batches and render documents: each document's output
     bytes, and the number of tokens tagged. A long document is tagged in parts of ``4 *
-    batch_size`` sentences (except for ``docs`` output, whose record needs it whole)."""
-    part = 0 if opts.output_format in ("docs", "spacy") else opts.batch_size * 4
+    batch_size`` sentences (except for a format of whole-document records, ``docs`` and ``spacy``)."""
+    part = 0 if opts.output_format in WHOLE_DOCUMENTS else opts.batch_size * 4
     pieces: list[list[bytes]] = []
     tokens = 0
     fmt = FORMATTERS[opts.output_format]

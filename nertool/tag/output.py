@@ -101,6 +101,7 @@ def format_inline(doc, results) -> bytes:
 # spacy: the docs records, made into one DocBin when an output is complete (:func:`docbin_from_docs`)
 FORMATTERS = {"jsonl": format_jsonl, "docs": format_docs, "conll": format_conll, "inline": format_inline,
               "spacy": format_docs}
+WHOLE_DOCUMENTS = frozenset({"docs", "spacy"})  # formats whose record is a whole document, never a part of one
 
 
 def docbin_from_docs(data: bytes) -> bytes:
@@ -116,3 +117,6 @@ def docbin_from_docs(data: bytes) -> bytes:
         tokens = [Token(t["text"], t["start"], t["end"]) for t in rec["tokens"]]
         records.append(Annotated(rec["text"], tokens, [(sp["start"], sp["end"], sp["label"]) for sp in rec["spans"]]))
     return docbin_bytes(records)
+
+
+FINISHERS = {"spacy": docbin_from_docs}  # format -> what makes one output of all its records' bytes

@@ -127,16 +127,17 @@ def encode_split(bundle: ModelBundle, encoder: Encoder, sentences: Sequence[Sent
     convert = bundle.internal_scheme != bundle.scheme and bundle.scheme != "none"
     toks, tag_ids, partial = [], [], {}
     for k, (t, g) in enumerate(sentences):
+        toks.append(t)
         if tagmod.UNKNOWN in g:
             sets = tagmod.allowed_labels(g, bundle.scheme, bundle.internal_scheme, bundle.labels, corpus_labels)
             allowed = torch.zeros(len(g), len(bundle.labels), dtype=torch.bool)  # shape: (seq_len, num_tags)
             for i, ids in enumerate(sets):
                 allowed[i, ids] = True
             partial[k] = allowed
-            g = [bundle.labels[ids[0]] if len(ids) == 1 else bundle.labels[0] for ids in sets]
-        elif convert:
+            tag_ids.append([ids[0] if len(ids) == 1 else 0 for ids in sets])
+            continue
+        if convert:
             g = tagmod.convert(g, bundle.scheme, bundle.internal_scheme)
-        toks.append(t)
         tag_ids.append([index[x] for x in g])
     items = encoder.encode(toks, tag_ids)
     for k, allowed in partial.items():
