@@ -35,7 +35,7 @@ def train_round(work: Path, labelled, dev: str, test: str, args) -> tuple[Path, 
     data = work / "train.conll"
     write_conll(data, labelled)
     config = work / "sim.toml"
-    config.write_text(f"[train]\nmax_minutes = {args.minutes}\nthreads = {args.threads}\nseed = {args.seed}\n", encoding="utf-8")
+    config.write_text(settings_toml(args), encoding="utf-8")
     cmd = [sys.executable, "-m", "nertool", "train", str(data), "--dev", dev, "--out", str(work / "run"),
            "--config", str(config), "--force"] + (["--embeddings", args.embeddings] if args.embeddings else [])
     subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -45,6 +45,28 @@ def train_round(work: Path, labelled, dev: str, test: str, args) -> tuple[Path, 
                            check=True, capture_output=True, text=True)
         f1.append(100 * json.loads(r.stdout)["f1"])
     return work / "run", f1[0], f1[1]
+
+
+def settings_toml(args) -> str:
+    """The training config of every round: a wall-clock budget (``--minutes``) or a fixed number of
+    epochs (``--epochs``, no early stop: the same work whatever else runs on the machine); with
+    ``--same-settings``, the small-corpus settings for every round, so a round's corpus size does
+    not switch the network at 2,048 sentences."""
+    train = {"threads": args.threads, "seed": args.seed}
+    model = {}
+    if args.epochs:
+        train.update(epochs=args.epochs, patience=0)
+    else:
+        train["max_minutes"] = args.minutes
+    if args.same_settings:
+        from nertool.training.budget import SMALL_CORPUS_SETTINGS
+
+        model.update(SMALL_CORPUS_SETTINGS["model"])
+        train.update(SMALL_CORPUS_SETTINGS["train"])
+        if args.epochs:
+            train["patience"] = 0
+    toml = lambda d: "".join(f"{k} = {json.dumps(v)}\n" for k, v in d.items())  # noqa: E731
+    return f"[train]\n{toml(train)}" + (f"[model]\n{toml(model)}" if model else "")
 
 
 def pick(run: Path, pool: list[int], sentences, strategy: str, n: int, rng: random.Random) -> list[tuple[int, object]]:
@@ -75,7 +97,10 @@ def partial_tags(gold: list[str], result, sure: float) -> list[str]:
     return [g if i in unsure else UNKNOWN for i, g in enumerate(gold)]
 
 
-def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: Path, args) -> list[dict]:
+def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: Path, args,
+             first: dict, report) -> list[dict]:
+    """One strategy's rounds; ``first`` caches round 0 (the same random sentences for every
+    strategy), ``report`` is called with each round's row."""
     rng = random.Random(args.seed)
     order = list(range(len(sentences)))
     rng.shuffle(order)
@@ -86,11 +111,16 @@ def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: 
     while True:
         work = out / name / f"round{rnd}"
         work.mkdir(parents=True, exist_ok=True)
-        run, dev_f1, test_f1 = train_round(work, [(sentences[i][0], t) for i, t in labelled.items()], dev, test, args)
+        if rnd == 0 and first:
+            run, dev_f1, test_f1 = first["result"]
+        else:
+            run, dev_f1, test_f1 = train_round(work, [(sentences[i][0], t) for i, t in labelled.items()], dev, test, args)
+            if rnd == 0:
+                first["result"] = (run, dev_f1, test_f1)
         cost = sum(sum(t != "?" for t in tags) for tags in labelled.values())
         rows.append({"strategy": name, "round": rnd, "sentences": len(labelled), "labelled_tokens": cost,
                      "dev_f1": round(dev_f1, 2), "test_f1": round(test_f1, 2)})
-        print(json.dumps(rows[-1]), flush=True)
+        report(rows[-1])
         if len(labelled) >= args.until or not pool:
             return rows
         picked = pick(run, pool, sentences, strategy, args.step, rng)
@@ -133,6 +163,9 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=500)
     ap.add_argument("--until", type=int, default=5000)
     ap.add_argument("--minutes", type=float, default=3.0, help="training budget of each round")
+    ap.add_argument("--epochs", type=int, default=0, help="a fixed number of epochs a round instead of --minutes")
+    ap.add_argument("--same-settings", action="store_true", help="the small-corpus settings for every round")
+    ap.add_argument("--full", action="store_true", help="also train once on every training sentence (the reference)")
     ap.add_argument("--strategies", default="least-confidence,margin,entropy,random")
     ap.add_argument("--partial", action="store_true", help="also a least-confidence run with partial labels")
     ap.add_argument("--sure", type=float, default=0.9, help="partial labels: tokens and spans at least this sure stay ?")
@@ -145,14 +178,26 @@ def main() -> None:
     sentences = read_conll(args.train)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = [(s, False) for s in args.strategies.split(",")] + ([("least-confidence", True)] if args.partial else [])
-    rows = []
-    for strategy, partial in runs:
-        rows += simulate(strategy, partial, sentences, args.dev, args.test, args.out, args)
+    rows, first = [], {}
+
+    def report(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+        rows.append(row)
         with open(args.out / "results.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    plot(rows, args.out / "curves.png")
+
+    for strategy, partial in runs:
+        simulate(strategy, partial, sentences, args.dev, args.test, args.out, args, first, report)
+    if args.full:
+        work = args.out / "full"
+        work.mkdir(parents=True, exist_ok=True)
+        _, dev_f1, test_f1 = train_round(work, sentences, args.dev, args.test, args)
+        report({"strategy": "full", "round": 0, "sentences": len(sentences),
+                "labelled_tokens": sum(len(t) for _, t in sentences), "dev_f1": round(dev_f1, 2),
+                "test_f1": round(test_f1, 2)})
+    plot([r for r in rows if r["strategy"] != "full"], args.out / "curves.png")
 
 
 if __name__ == "__main__":
