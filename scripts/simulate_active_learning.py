@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="a fixed number of epochs a round instead of --minutes")
     ap.add_argument("--same-settings", action="store_true", help="the small-corpus settings for every round")
     ap.add_argument("--full", action="store_true", help="also train once on every training sentence (the reference)")
-    ap.add_argument("--strategies", default="least-confidence,margin,entropy,random")
+    ap.add_argument("--strategies", default="least-confidence,margin,entropy,random",
+                    help="in the order run; NAME-partial: NAME with partial labels; full: the reference")
     ap.add_argument("--partial", action="store_true", help="also a least-confidence run with partial labels")
     ap.add_argument("--sure", type=float, default=0.9, help="partial labels: tokens and spans at least this sure stay ?")
     ap.add_argument("--threads", type=int, default=2)
@@ -177,7 +178,8 @@ def main() -> None:
 
     sentences = read_conll(args.train)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs = [(s, False) for s in args.strategies.split(",")] + ([("least-confidence", True)] if args.partial else [])
+    runs = [(s.removesuffix("-partial"), s.endswith("-partial")) for s in args.strategies.split(",")]
+    runs += ([("least-confidence", True)] if args.partial else []) + ([("full", False)] if args.full else [])
     rows, first = [], {}
 
     def report(row: dict) -> None:
@@ -189,14 +191,15 @@ def main() -> None:
             w.writerows(rows)
 
     for strategy, partial in runs:
-        simulate(strategy, partial, sentences, args.dev, args.test, args.out, args, first, report)
-    if args.full:
-        work = args.out / "full"
-        work.mkdir(parents=True, exist_ok=True)
-        _, dev_f1, test_f1 = train_round(work, sentences, args.dev, args.test, args)
-        report({"strategy": "full", "round": 0, "sentences": len(sentences),
-                "labelled_tokens": sum(len(t) for _, t in sentences), "dev_f1": round(dev_f1, 2),
-                "test_f1": round(test_f1, 2)})
+        if strategy == "full":
+            work = args.out / "full"
+            work.mkdir(parents=True, exist_ok=True)
+            _, dev_f1, test_f1 = train_round(work, sentences, args.dev, args.test, args)
+            report({"strategy": "full", "round": 0, "sentences": len(sentences),
+                    "labelled_tokens": sum(len(t) for _, t in sentences), "dev_f1": round(dev_f1, 2),
+                    "test_f1": round(test_f1, 2)})
+        else:
+            simulate(strategy, partial, sentences, args.dev, args.test, args.out, args, first, report)
     plot([r for r in rows if r["strategy"] != "full"], args.out / "curves.png")
 
 

@@ -23,6 +23,7 @@ from nertool.model.encoding import Encoder  # noqa: E402
 from nertool.model.network import BiLstmCrf  # noqa: E402
 from nertool.store.loading import load  # noqa: E402
 from nertool.store.onnx_export import export_onnx  # noqa: E402
+from nertool.store.onnx_model import load_onnx  # noqa: E402
 from nertool.tag.tagger import Tagger  # noqa: E402
 
 
@@ -84,11 +85,15 @@ def test_other_network_shapes_export_to_the_same_emissions(tiny_model, tmp_path,
     other = dataclasses.replace(bundle, model=net)
     path = export_onnx(other, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(path))
+    split = load_onnx(path).model  # nertool's reader: the character encoder cut off and run once per word type
+    assert (split.features_session is None) == (net.emitter.feature_dim == 0)
     for _, batch in _random_batches(other, 1, [(3, 7), (2, 40)]):
         em, _, _ = _run(session, batch)
         with torch.inference_mode():
             eager = net.emitter(batch.words, batch.chars, batch.char_index, batch.mask)
         assert np.abs(em - eager.numpy())[batch.mask.numpy()].max() < 1e-4
+        ours = split.emissions(batch.words, batch.chars, batch.char_index, batch.mask)
+        assert (ours - eager).abs()[batch.mask].max() < 1e-4
 
 
 def test_the_tagger_the_cli_and_evaluate_read_the_file(tiny_model, tiny_corpus, onnx_file, tmp_path):

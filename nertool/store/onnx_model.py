@@ -28,6 +28,9 @@ def _runtime():
 
 
 def _session(path: Path, device: str):
+    """ONNX Runtime sessions over the file: ``(emissions, features)``. ``features`` (character ids
+    -> one row per word) is None when the file has no character encoder or could not be cut there;
+    then ``emissions`` takes the file's own inputs, else words, the token features and the mask."""
     ort = _runtime()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, torch.get_num_threads())
@@ -38,36 +41,66 @@ def _session(path: Path, device: str):
             raise ModelError(f"{path}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(_emissions_only(path), opts, providers=providers)
+        parts = _split(path)
+        if parts is None:
+            return ort.InferenceSession(str(path), opts, providers=providers), None
+        return tuple(None if p is None else ort.InferenceSession(p.SerializeToString(), opts, providers=providers)
+                     for p in parts)
     except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) share no base class
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelError(f"{path}: not a readable ONNX file ({first[:160]})") from None
 
 
-def _emissions_only(path: Path) -> bytes | str:
-    """The file's model without its decoding nodes (ONNX Runtime runs every node whatever outputs
-    are asked for; nertool decodes the emissions itself, with confidences and n-best)."""
+def _split(path: Path):
+    """The file's network as two models, ``(emissions, features)``, without the decoding nodes
+    (ONNX Runtime runs every node whatever outputs are asked for; nertool decodes the emissions
+    itself, with confidences and n-best): ``features`` maps character ids (words, chars) to each
+    word's feature row, which nertool computes once per word type and keeps, as it does for its
+    own networks; ``emissions`` takes words, those rows gathered per token (batch, seq_len,
+    feature_dim) and the mask. ``(emissions, None)`` for a file without per-word features (its
+    own inputs); None when onnx is not installed or the file could not be read or cut."""
     try:
         import onnx
+        from onnx import TensorProto, helper
     except ImportError:
-        return str(path)
+        return None
     try:
         model = onnx.load(str(path))
-    except Exception:  # protobuf's DecodeError and friends: ONNX Runtime says what is wrong
-        return str(path)
-    keep = [n for n in model.graph.node if not n.name.startswith(VITERBI_PREFIX)]
-    if len(keep) == len(model.graph.node):
-        return str(path)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    outputs = [o for o in model.graph.output if o.name == "emissions"]
-    del model.graph.output[:]
-    model.graph.output.extend(outputs)
-    used = {i for n in keep for i in n.input}
-    inits = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(inits)
-    return model.SerializeToString()
+        nodes = [n for n in model.graph.node if not n.name.startswith(VITERBI_PREFIX)]
+        io = {v.name: v for v in list(model.graph.input) + list(model.graph.output)}
+        gathers = [n for n in nodes if n.op_type == "Gather" and list(n.input)[1:] == ["char_index"]]
+        if len(gathers) != 1:
+            return _cut(model, nodes, list(model.graph.input), [io["emissions"]]), None
+        table, tokens = gathers[0].input[0], gathers[0].output[0]
+        rows = helper.make_tensor_value_info(table, TensorProto.FLOAT, ["words", "feature_dim"])
+        per_token = helper.make_tensor_value_info(tokens, TensorProto.FLOAT, ["batch", "seq_len", "feature_dim"])
+        return (_cut(model, nodes, [io["words"], per_token, io["mask"]], [io["emissions"]]),
+                _cut(model, nodes, [io["chars"]], [rows]))
+    except Exception:  # protobuf's DecodeError, a graph not cut as expected: ONNX Runtime reads it whole
+        return None
+
+
+def _cut(model, nodes: list, inputs: list, outputs: list):
+    """A model of the ``nodes`` that compute ``outputs`` from ``inputs`` (value infos) and the
+    model's initializers; ValueError when they do not suffice."""
+    from onnx import AttributeProto, helper
+
+    given, weights = {v.name for v in inputs}, {t.name for t in model.graph.initializer}
+    needed, picked = {v.name for v in outputs}, []
+    for n in reversed(nodes):
+        if any(o in needed for o in n.output):
+            if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in n.attribute):
+                raise ValueError(f"{n.name} has a subgraph")
+            picked.append(n)
+            needed.update(i for i in n.input if i not in given)
+    lacking = needed - {o for n in picked for o in n.output} - weights - given - {""}
+    if lacking:
+        raise ValueError(f"not computed: {sorted(lacking)[:3]}")
+    inits = [t for t in model.graph.initializer if t.name in needed]
+    graph = helper.make_graph(picked[::-1], "nertool", inputs, outputs, inits)
+    out = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    out.metadata_props.extend(model.metadata_props)
+    return out
 
 
 def _properties(path: Path, session) -> tuple[dict, dict[str, str]]:
@@ -83,32 +116,45 @@ def _properties(path: Path, session) -> tuple[dict, dict[str, str]]:
 def read_onnx_metadata(path: str | Path) -> dict:
     """The nertool metadata of an exported ONNX file."""
     p = Path(path)
-    return _properties(p, _session(p, "cpu"))[0]
+    return _properties(p, _session(p, "cpu")[0])[0]
 
 
 class OnnxModel:
-    """:class:`~nertool.store.loading.TaggingModel` over an ONNX Runtime session. Its "word
-    features" are the words' character ids (padded to ``max_word_chars``): the character encoder
-    runs inside the file with the rest of the network."""
+    """:class:`~nertool.store.loading.TaggingModel` over ONNX Runtime sessions: the file's
+    character encoder gives each word's feature row (kept per word type by the Tagger), the rest
+    of its network the emissions. A file that cannot be cut there runs whole; its "word features"
+    are then the words' character ids (padded to ``max_word_chars``)."""
 
-    def __init__(self, path: Path, session, meta: dict, crf: dict, device: str = "cpu"):
-        self.path, self.session, self.device = path, session, torch.device(device)
+    def __init__(self, path: Path, sessions, meta: dict, crf: dict, device: str = "cpu"):
+        self.path, self.device = path, torch.device(device)
+        self.session, self.features_session = sessions
         self.labels: list[str] = list(meta["labels"])
         self.config = ModelConfig.from_dict(meta["model"])
         self.training = False
         self._crf = tuple(torch.tensor(crf[k], dtype=torch.float32) for k in ("start", "end", "transitions"))
 
     def word_features(self, chars: torch.Tensor) -> torch.Tensor:
-        # chars: (words, n) -> (words, max_word_chars)
+        # chars: (words, n) -> (words, feature_dim), or (words, max_word_chars) for a file run whole
+        if self.features_session is not None:
+            (rows,) = self.features_session.run(None, {"chars": chars.detach().cpu().numpy()})
+            return torch.from_numpy(rows)
         return torch.nn.functional.pad(chars, (0, self.config.max_word_chars - chars.shape[1]))
 
     def emissions_from_features(self, words, features, char_index, mask):
+        if self.features_session is not None:
+            tokens = features[char_index.cpu()]  # shape: (batch, seq_len, feature_dim)
+            feed = dict(zip((i.name for i in self.session.get_inputs()), (words.cpu().numpy(), tokens.numpy(),
+                                                                          mask.cpu().numpy())))
+            (em,) = self.session.run(["emissions"], feed)
+            return torch.from_numpy(em).to(self.device)
         rows, inverse = torch.unique(char_index, return_inverse=True)
         chars = features[rows]
         width = max(1, int((chars != 0).sum(1).max()))
         return self.emissions(words, chars[:, :width], inverse.reshape(char_index.shape), mask)
 
     def emissions(self, words, chars, char_index, mask):
+        if self.features_session is not None:
+            return self.emissions_from_features(words, self.word_features(chars), char_index, mask)
         feed = {name: t.detach().cpu().numpy() for name, t in zip(INPUTS, (words, chars, char_index, mask))}
         (em,) = self.session.run(["emissions"], feed)
         return torch.from_numpy(em).to(self.device)  # shape: (batch, seq_len, num_tags)
@@ -118,7 +164,7 @@ class OnnxModel:
 
     def to(self, device):
         if torch.device(device) != self.device:
-            self.session = _session(self.path, str(device))
+            self.session, self.features_session = _session(self.path, str(device))
             self.device = torch.device(device)
         return self
 
@@ -132,10 +178,10 @@ class OnnxModel:
 def load_onnx(path: str | Path, device: str = "cpu") -> ModelBundle:
     """A :class:`ModelBundle` over an exported ONNX file."""
     p = Path(path)
-    session = _session(p, device)
-    meta, props = _properties(p, session)
+    sessions = _session(p, device)
+    meta, props = _properties(p, sessions[0])
     try:
-        model = OnnxModel(p, session, meta, json.loads(props["nertool.crf"]), device)
+        model = OnnxModel(p, sessions, meta, json.loads(props["nertool.crf"]), device)
         n_tags = len(model._crf[0])
         if len(model.labels) != n_tags or model._crf[2].shape != (n_tags, n_tags):
             raise ModelError(f"{p}: metadata 'labels' does not fit the network ({n_tags} tags)")
