@@ -92,6 +92,7 @@ def tag_cmd(
       nertool tag en corpus/ 'more/*.txt' -o tagged/            # one output per input; reruns resume
     """
     from nertool.errors import NertoolError
+    from nertool.runtime import freeze_heap
     from nertool.store.locate import model_fingerprint
     from nertool.tag import bulk
     from nertool.tag.engines import default_workers, make_engine
@@ -119,6 +120,7 @@ def tag_cmd(
         bad = BadLines(skip=skip_bad)
         t0 = time.monotonic()
         with make_engine(model, opts, workers, device, threads, ray) as engine, _progress(todo) as advance:
+            freeze_heap()  # the model and the libraries, loaded: out of the collector's way
             tokens = bulk.run_jobs(engine, todo, bad, sys.stdout.buffer, advance,
                                    done=manifest.record if manifest is not None else lambda job: None,
                                    whole=FINISHERS.get(fmt.value))

@@ -144,9 +144,11 @@ class Service:
     async def lifespan(self, app: FastAPI):
         c = self.config
         if self.tagger is None:
+            from nertool.runtime import freeze_heap
             from nertool.tag.tagger import Tagger
 
             self.tagger = await asyncio.to_thread(Tagger.load, c.model, c.device, c.batch_size, c.threads)
+            freeze_heap()
         self.batcher = Batcher(self.tagger, c.max_batch_tokens, c.max_wait_ms / 1000, c.max_queue,
                                on_batch=self.metrics.batch)
         try:

@@ -139,7 +139,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def _init(model: str, device: str, threads: int, opts: TagOptions, parent: int) -> None:
-    from nertool.runtime import die_with_parent
+    from nertool.runtime import die_with_parent, freeze_heap
 
     if not die_with_parent(parent):  # the kernel ends this worker with its parent (Linux)
         os._exit(1)
@@ -152,6 +152,7 @@ def _init(model: str, device: str, threads: int, opts: TagOptions, parent: int) 
         torch.set_num_threads(threads)
         _worker["tagger"] = Tagger.load(model, device=device, batch_size=opts.batch_size)
         _worker["opts"] = opts
+        freeze_heap()
     except NertoolError as e:  # reported with the first chunk, as the one-line error it is
         _worker["error"] = str(e)
 

@@ -65,11 +65,13 @@ class TagBatch:
                  threads: int = 1, text_column: str = "text", id_column: str | None = "id"):
         import torch
 
+        from nertool.runtime import freeze_heap
         from nertool.tag.tagger import Tagger
 
         torch.set_num_threads(threads)
         self.opts = options if isinstance(options, TagOptions) else TagOptions.from_dict(options or {})
         self.tagger = Tagger.load(model, device=device, batch_size=self.opts.batch_size)
+        freeze_heap()
         self.text_column = text_column
         self.id_column = id_column
 
