@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from spacy.attrs import IDX, LENGTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span, SpanGroup, Token
 
+from nertool.data.inputs import chunked
 from nertool.tag.options import TagOptions
 from nertool.tag.tagger import Tagger
 
@@ -59,13 +59,14 @@ class NertoolComponent:
         return next(self.pipe([doc]))
 
     def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
-        stream = iter(docs)
-        while chunk := list(islice(stream, batch_size)):
-            texts = [_words(d) for d in chunk]
-            sents = [_sentences(d, words) for d, words in zip(chunk, texts)]  # per doc: each sentence's token indices
-            flat = [[words[i] for i in idx] for words, ss in zip(texts, sents) for idx in ss]
+        """Tags the docs' sentences in calls of about ``4 * batch_size`` (the component's setting)
+        sentences, as ``Tagger.pipe`` does, whatever number of docs spaCy's ``batch_size`` names:
+        more sentences to a call sort into batches of like lengths, with less padding."""
+        split = ((d, w, _sentences(d, w)) for d in docs for w in (_words(d),))  # each sentence's token indices
+        for chunk in chunked(split, 4 * self.opts.batch_size, lambda item: len(item[2])):
+            flat = [[words[i] for i in idx] for _, words, ss in chunk for idx in ss]
             results = iter(self.tagger.tag_sentences(flat, self.opts) if flat else [])
-            for doc, ss in zip(chunk, sents):
+            for doc, _, ss in chunk:
                 self._write(doc, [(idx, next(results)) for idx in ss])
                 yield doc
 

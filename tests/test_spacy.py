@@ -47,6 +47,9 @@ def test_pipe_batches_docs_with_the_same_answers(nlp):
     one = [[(e.start, e.end, e.label_) for e in nlp(t).ents] for t in TEXTS]
     many = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS * 3, batch_size=4)]
     assert many == one * 3
+    small = spacy.blank("en")  # calls of 4 sentences: docs cross the calls' edges
+    small.add_pipe("nertool", config={"model": "en-fast", "batch_size": 1})
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in small.pipe(TEXTS * 3)] == one * 3
 
 
 def test_a_span_group_keeps_another_ners_entities():
