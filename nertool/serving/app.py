@@ -100,8 +100,12 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": " ".join(str(message).split())})
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _json({"error": " ".join(str(message).split())}, status, headers)
+    return Response(_error_body(message), status_code=status, media_type="application/json", headers=headers)
 
 
 class Metrics:
@@ -176,7 +180,10 @@ class Service:
                 await send(message)
 
             try:
-                await app(scope, receive, sending)
+                if scope["path"] == "/tag" and scope["method"] == "POST":
+                    await self.tag_asgi(scope, receive, sending)
+                else:
+                    await app(scope, receive, sending)
             except Exception:
                 log.exception("internal error on %s", scope.get("path"))
                 status = 500
@@ -190,49 +197,92 @@ class Service:
 
         return middleware
 
-    def _check_key(self, request: Request) -> None:
+    def _check_key(self, headers) -> None:
+        """``headers``: a mapping of lower-case header names (Starlette's, or one made from the scope)."""
         if not self.config.api_key:
             return
-        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), self.config.api_key.encode()):
             raise _Error(401, "missing or wrong API key (X-API-Key or Authorization: Bearer)")
 
-    async def _read(self, request: Request) -> TagRequest:
-        self._check_key(request)
-        if self.batcher is None:
-            raise _Error(503, "the model is not loaded yet")
-        limit = self.config.max_bytes
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            raise _Error(413, f"request body over {limit} bytes")
-        body = await request.body()
-        if len(body) > limit:
-            raise _Error(413, f"request body over {limit} bytes")
-        return _parse(body)
-
-    async def tag(self, request: Request) -> Response:
-        try:
-            req = await self._read(request)
-        except _Error as e:
-            return _error(e.status, e.message)
+    async def answer_tag(self, headers, read_body) -> tuple[int, bytes, dict[str, str]]:
+        """``POST /tag``: (status, JSON body, extra headers). ``read_body(limit)`` returns the
+        request's body, or raises a 413 :class:`_Error` past ``limit`` bytes."""
         c = self.config
+        try:
+            self._check_key(headers)
+            if self.batcher is None:
+                raise _Error(503, "the model is not loaded yet")
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > c.max_bytes:
+                raise _Error(413, f"request body over {c.max_bytes} bytes")
+            req = _parse(await read_body(c.max_bytes))
+        except _Error as e:
+            return e.status, _error_body(e.message), e.headers
         opts = TagOptions(nbest=req.nbest, scores=req.scores or req.format == "hf", marginals=req.marginals,
                           doc_context=req.doc_context, batch_size=c.batch_size, lang=c.lang)
         texts = [req.text] if req.text is not None else req.texts
         render = _hf if req.format == "hf" else _record
         try:
-            records = await asyncio.wait_for(self.batcher.submit(texts, req.tokens, opts, render), c.timeout_s or None)
+            future = self.batcher.enqueue(texts, req.tokens, opts, render)
         except QueueFull as e:
-            return _error(429, f"busy: {e}; retry later", {"Retry-After": "1"})
-        except asyncio.TimeoutError:
-            return _error(504, f"not answered within {c.timeout_s:g} s")
+            return 429, _error_body(f"busy: {e}; retry later"), {"Retry-After": "1"}
+        late = asyncio.get_running_loop().call_later(c.timeout_s, future.cancel) if c.timeout_s else None
+        try:
+            records = await future
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if late is None or not future.cancelled() or getattr(task, "cancelling", lambda: 0)():
+                raise  # the client went away, or the service is stopping: not a timeout
+            return 504, _error_body(f"not answered within {c.timeout_s:g} s"), {}
         except NertoolError as e:
-            return _error(400, str(e))
-        return _json(records[0] if req.text is not None else records)
+            return 400, _error_body(str(e)), {}
+        finally:
+            if late is not None:
+                late.cancel()
+        return 200, orjson.dumps(records[0] if req.text is not None else records), {}
+
+    async def tag(self, request: Request) -> Response:
+        """The FastAPI route of ``POST /tag`` (what the OpenAPI page shows; the service's own
+        middleware answers it first, without FastAPI's routing, see :meth:`observe`)."""
+
+        async def read_body(limit: int) -> bytes:
+            body = await request.body()
+            if len(body) > limit:
+                raise _Error(413, f"request body over {limit} bytes")
+            return body
+
+        status, body, headers = await self.answer_tag(request.headers, read_body)
+        return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+    async def tag_asgi(self, scope, receive, send) -> None:
+        """``POST /tag`` as a plain ASGI call: the request's bytes to the batcher and back, without
+        FastAPI's routing and dependency machinery (most of a small request's cost)."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def read_body(limit: int) -> bytes:
+            parts, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise asyncio.CancelledError  # nobody to answer
+                part = message.get("body", b"")
+                size += len(part)
+                if size > limit:
+                    raise _Error(413, f"request body over {limit} bytes")
+                parts.append(part)
+                if not message.get("more_body", False):
+                    return b"".join(parts)
+
+        status, body, extra = await self.answer_tag(headers, read_body)
+        out = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        out += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
 
     async def info(self, request: Request) -> Response:
         try:
-            self._check_key(request)
+            self._check_key(request.headers)
         except _Error as e:
             return _error(e.status, e.message)
         t = self.tagger

@@ -83,16 +83,22 @@ class Batcher:
         """Requests waiting (not yet taken into a batch)."""
         return self._queue.qsize()
 
-    async def submit(self, texts: list[str] | None, tokens: list[list[str]] | None, opts: TagOptions,
-                     render: Callable[[Document, list], Any]) -> list:
-        """The records of one request, once its batch is tagged; :class:`QueueFull` at once when
-        ``max_queue`` requests wait already."""
+    def enqueue(self, texts: list[str] | None, tokens: list[list[str]] | None, opts: TagOptions,
+                render: Callable[[Document, list], Any]) -> asyncio.Future:
+        """A future of the running loop for the records of one request, set once its batch is
+        tagged (cancel it to drop the request); :class:`QueueFull` at once when ``max_queue``
+        requests wait already."""
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull(f"{self.max_queue} requests are waiting")
         loop = asyncio.get_running_loop()
         req = Request(texts, tokens, opts, render, loop.create_future(), loop)
         self._queue.put(req)
-        return await req.future
+        return req.future
+
+    async def submit(self, texts: list[str] | None, tokens: list[list[str]] | None, opts: TagOptions,
+                     render: Callable[[Document, list], Any]) -> list:
+        """The records of one request, once its batch is tagged (see :meth:`enqueue`)."""
+        return await self.enqueue(texts, tokens, opts, render)
 
     def close(self, timeout: float = 30.0) -> None:
         """Tag what is queued, then stop the model thread."""
