@@ -126,6 +126,20 @@ class Metrics:
         self.errors = Counter("nertool_errors", "Requests refused or failed, by kind", ["kind"], registry=r)
         self.queue = Gauge("nertool_queue_depth", "Requests waiting for a batch", registry=r)
         self.queue.set_function(depth)
+        self._children: dict[tuple[str, int], tuple] = {}
+
+    def answered(self, path: str | None, status: int, seconds: float) -> None:
+        """One request answered: counted by path and status, timed, and counted as an error kind."""
+        key = (path if path in _PATHS else "other", status)
+        children = self._children.get(key)
+        if children is None:  # prometheus_client's labels() lookup, once per path and status
+            kind = _KINDS.get(status, str(status))
+            children = self._children[key] = (self.requests.labels(key[0], str(status)), self.latency.labels(key[0]),
+                                              self.errors.labels(kind) if status >= 400 else None)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def batch(self, stats: BatchStats) -> None:
         self.batch_requests.observe(stats.requests)
@@ -189,11 +203,7 @@ class Service:
                 status = 500
                 if not started:
                     await _error(500, "internal error (see the service's log)")(scope, receive, send)
-            path = scope.get("path") if scope.get("path") in _PATHS else "other"
-            self.metrics.requests.labels(path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-            if status >= 400:
-                self.metrics.errors.labels(_KINDS.get(status, str(status))).inc()
+            self.metrics.answered(scope.get("path"), status, time.perf_counter() - t0)
 
         return middleware
 

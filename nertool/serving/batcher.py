@@ -134,6 +134,7 @@ class Batcher:
         for r in live:
             groups.setdefault(r.opts, []).append(r)
         tokens = 0
+        done: list[tuple[Request, Any, BaseException | None]] = []
         for opts, reqs in groups.items():
             try:
                 docs = [r.documents() for r in reqs]
@@ -146,25 +147,31 @@ class Batcher:
                     part = answers[pos : pos + len(ds)]
                     pos += len(ds)
                     tokens += sum(len(s) for d, _ in part for s in d.sentences)
-                    _answer(r, [r.render(d, res) for d, res in part])
+                    done.append((r, [r.render(d, res) for d, res in part], None))
             except Exception as e:  # noqa: BLE001 - every waiting client gets the error, none hangs
-                for r in reqs:
-                    _fail(r, e)
+                done += [(r, None, e) for r in reqs if not any(r is d[0] for d in done)]
+        _answer_all(done)
         self.on_batch(BatchStats(len(live), tokens, time.monotonic() - t0))
 
 
-def _answer(r: Request, value: Any) -> None:
-    r.loop.call_soon_threadsafe(_set, r.future, value, None)
+def _answer_all(done: list[tuple[Request, Any, BaseException | None]]) -> None:
+    """Every request's answer (a value or an error) set on its loop: one wake-up of each loop for
+    the whole batch, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for r, value, error in done:
+        by_loop.setdefault(r.loop, []).append((r.future, value, error))
+    for loop, answers in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_set_all, answers)
+        except RuntimeError:  # that loop has closed: nobody waits for these answers
+            pass
 
 
-def _fail(r: Request, error: BaseException) -> None:
-    r.loop.call_soon_threadsafe(_set, r.future, None, error)
-
-
-def _set(future: asyncio.Future, value: Any, error: BaseException | None) -> None:
-    if future.done():  # cancelled by a timeout meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _set_all(answers: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, value, error in answers:
+        if future.done():  # cancelled by a timeout meanwhile
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
