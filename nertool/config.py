@@ -16,7 +16,8 @@ import tomllib
 from nertool.errors import ConfigError
 
 # the allowed values of the choice fields, one place for the configs and the CLI
-DATA_FORMATS = ("auto", "conll", "conllu", "prodigy", "doccano", "labelstudio", "argilla", "spacy")  # the last five: nertool.data.annotations
+DATA_FORMATS = ("auto", "conll", "conllu", "prodigy", "prodigy-binary", "doccano", "labelstudio", "argilla",
+                "spacy")  # from prodigy on: nertool.data.annotations
 SCHEMES = ("auto", "IOB1", "IOB2", "BIOES", "none")
 TAG_FIELDS = ("upos", "xpos")
 CHAR_ENCODERS = ("cnn", "lstm", "none")

@@ -162,10 +162,20 @@ def main() -> None:
             print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
         if args.soak_min:
             before = rss_mb(p.pid)
-            r = asyncio.run(phase(port, sents, 8, 10**9, 60 * args.soak_min))
-            after = rss_mb(p.pid)
-            print(f"soak {args.soak_min:g} min at 8 clients: {json.dumps(r)}; RSS {before:.0f} -> {after:.0f} MB "
-                  f"({100 * (after - before) / before:+.1f}%)")
+            laps, curve = [], [round(before)]
+            for _ in range(max(1, round(args.soak_min))):  # a minute at a time: the RSS after each
+                laps.append(asyncio.run(phase(port, sents, 8, 10**9, 60 * args.soak_min / max(1, round(args.soak_min)))))
+                curve.append(round(rss_mb(p.pid)))
+            after = curve[-1]
+            lat = {"requests": sum(r["requests"] for r in laps), "status": {},
+                   "p50_ms (median of the minutes)": sorted(r["p50_ms"] for r in laps)[len(laps) // 2],
+                   "p99_ms (worst minute)": max(r["p99_ms"] for r in laps),
+                   "tokens_per_s": round(sum(r["tokens_per_s"] for r in laps) / len(laps))}
+            for r in laps:
+                for k, v in r["status"].items():
+                    lat["status"][k] = lat["status"].get(k, 0) + v
+            print(f"soak {args.soak_min:g} min at 8 clients: {json.dumps(lat)}; RSS {before:.0f} -> {after:.0f} MB "
+                  f"({100 * (after - before) / before:+.1f}%); RSS after each minute: {curve}")
     finally:
         print(f"service stopped with SIGTERM: exit code {stop(p)}")
     port = free_port()

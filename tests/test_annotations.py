@@ -30,10 +30,12 @@ def test_every_format_round_trips(tmp_path, fmt):
     first = tmp_path / f"a.{fmt}"
     write(first, records(), fmt)
     back, skipped = read(first, fmt)
-    assert skipped == 0 and spans_of(back) == spans_of(records())
+    # binary answers: a task a span, so a text without spans has no task (nothing of it is known)
+    texts = [(t, s) for t, s in TEXTS if s or fmt != "prodigy-binary"]
+    assert skipped == 0 and spans_of(back) == [x for x in spans_of(records()) if x or fmt != "prodigy-binary"]
     if fmt != "conll":  # the tools' formats keep the text as it was
-        assert [r.text for r in back] == [t for t, _ in TEXTS] and [r.spans for r in back] == [s for _, s in TEXTS]
-    assert guess_format(first) == ("doccano" if fmt == "doccano" else fmt)
+        assert [r.text for r in back] == [t for t, _ in texts] and [r.spans for r in back] == [s for _, s in texts]
+    assert guess_format(first) == {"doccano": "doccano", "prodigy-binary": "prodigy"}.get(fmt, fmt)
     again = tmp_path / f"b.{fmt}"
     write(again, back, fmt)
     assert again.read_bytes() == first.read_bytes()

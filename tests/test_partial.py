@@ -109,3 +109,43 @@ def test_unchecked_names_do_not_teach_o(tmp_path):
     partial, as_o = _recall(tmp_path / "partial", test), _recall(tmp_path / "as_o", test)
     assert partial > 0.9 and partial > as_o + 0.2, (partial, as_o)
     assert math.isfinite(partial)
+
+
+def _task(text: str, span: tuple[int, int, str], answer: str) -> str:
+    import json
+
+    a, b, label = span
+    return json.dumps({"text": text, "spans": [{"start": a, "end": b, "label": label}], "answer": answer}) + "\n"
+
+
+def test_prodigy_binary_answers_are_partial_annotations(tmp_path):
+    """ner.teach's answers: the accepted spans of all tasks on one text are known, every other
+    token is unknown (never "O"); a rejected suggestion is left out and counted."""
+    from nertool.data.annotations import read, write
+    from nertool.errors import NertoolError
+
+    text = "Anna Berg met Hiro in Oslo ."
+    path = tmp_path / "teach.jsonl"
+    path.write_text(_task(text, (0, 9, "PER"), "accept") + _task(text, (22, 26, "LOC"), "accept")
+                    + _task(text, (14, 18, "ORG"), "reject") + _task("Paris is big .", (0, 5, "LOC"), "ignore"),
+                    encoding="utf-8")
+    records, skipped = read(path, "prodigy-binary")
+    assert skipped == 2 and len(records) == 1
+    assert records[0].tags() == ["B-PER", "I-PER", UNKNOWN, UNKNOWN, UNKNOWN, "B-LOC", UNKNOWN]
+    read_as_manual, _ = read(path, "prodigy")  # the same file as complete annotations: one record a task
+    assert read_as_manual[0].tags()[2:] == ["O"] * 5
+    again = tmp_path / "again.jsonl"
+    write(again, records, "prodigy-binary")  # one accepted task a span
+    assert [r.spans for r in read(again, "prodigy-binary")[0]] == [records[0].spans]
+    with pytest.raises(NertoolError, match="partial annotations"):
+        write(tmp_path / "x.jsonl", records, "doccano")
+    clash = tmp_path / "clash.jsonl"
+    clash.write_text(_task(text, (0, 9, "PER"), "accept") + _task(text, (5, 9, "ORG"), "accept"), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"clash.jsonl:2: .*overlaps"):
+        read(clash, "prodigy-binary")
+    dev = tmp_path / "dev.conll"
+    dev.write_text("Anna B-PER\nmet O\n\n", encoding="utf-8")
+    from nertool.config import DataConfig
+
+    corpus = load_corpus(path, dev, data=DataConfig(format="prodigy-binary"))  # dev: CoNLL, read as such
+    assert corpus.sentences("train")[0][1] == records[0].tags()

@@ -13,7 +13,7 @@ from nertool.cli.common import err, user_errors
 def convert_cmd(
     source: Annotated[Path, typer.Argument(help="Annotations to read.", exists=True, dir_okay=False)],
     target: Annotated[Path, typer.Argument(help="File to write.", dir_okay=False)],
-    from_fmt: Annotated[str, typer.Option("--from", help="prodigy, doccano, labelstudio, argilla, conll, spacy (a DocBin), or auto (from the content; .spacy: a DocBin).")] = "auto",
+    from_fmt: Annotated[str, typer.Option("--from", help="prodigy, prodigy-binary (ner.teach answers: partial annotations), doccano, labelstudio, argilla, conll, spacy (a DocBin), or auto (from the content; .spacy: a DocBin).")] = "auto",
     to_fmt: Annotated[str, typer.Option("--to", help="prodigy, doccano, labelstudio, argilla, conll or spacy (auto: .conll -> conll, .json -> labelstudio, .spacy -> spacy).")] = "auto",
     lang: Annotated[str, typer.Option(help="Tokenisation of texts that come without tokens.")] = "en",
 ):

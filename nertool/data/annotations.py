@@ -12,6 +12,14 @@ sentence where the docs have sentence boundaries).
 Character spans are aligned to tokens (the record's own tokens when it has them, else nertool's
 tokenizer): a span that does not start and end on token boundaries is an error naming the file and
 line, never moved silently. Prodigy tasks answered ``reject`` or ``ignore`` are left out and counted.
+
+``prodigy-binary`` reads Prodigy's binary answers (``ner.teach``: one suggested span a task,
+accepted or rejected) as partial annotations: the accepted spans of all tasks on one text are
+known, every other token's tag is unknown (``?``, trained with the partial likelihood), so an
+unchecked token never teaches "O". A rejected suggestion is left out and counted (it says what a
+span is not, which a tag sequence cannot hold). Such records are written as one accepted task a
+span (``prodigy-binary``) or as CoNLL with ``?`` tags; the other formats would state the unknown
+tokens as "O" and are refused.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ from typing import Any
 from nertool.data.text import Token, tokenize
 from nertool.errors import DataFormatError, NertoolError
 
-FORMATS = ("prodigy", "doccano", "labelstudio", "argilla", "conll", "spacy")
+FORMATS = ("prodigy", "prodigy-binary", "doccano", "labelstudio", "argilla", "conll", "spacy")
 
 
 @dataclass
@@ -36,10 +44,13 @@ class Annotated:
     spans: list[tuple[int, int, str]]
     line: int = 0  # where it was read (1-based; for messages)
     meta: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # only the spans are known: the other tokens' tags are unknown (?)
 
     def tags(self) -> list[str]:
-        """IOB2 tags of the tokens."""
-        tags = ["O"] * len(self.tokens)
+        """IOB2 tags of the tokens (``?`` outside the spans of a partial record)."""
+        from nertool.data.tags import UNKNOWN
+
+        tags = [UNKNOWN if self.partial else "O"] * len(self.tokens)
         starts = {t.start: i for i, t in enumerate(self.tokens)}
         ends = {t.end: i for i, t in enumerate(self.tokens)}
         for a, b, label in self.spans:
@@ -81,13 +92,38 @@ def read(path: str | Path, fmt: str = "auto", lang: str = "en") -> tuple[list[An
     if fmt == "labelstudio":
         return [_aligned(path, i + 1, *_labelstudio(path, i + 1, task), lang) for i, task in enumerate(_json_list(path))], 0
     out, skipped = [], 0
+    by_text: dict[str, Annotated] = {}  # prodigy-binary: one record a text, its accepted spans merged
     for line, rec in _jsonl(path):
-        if fmt == "prodigy" and rec.get("answer", "accept") != "accept":
+        if fmt.startswith("prodigy") and rec.get("answer", "accept") != "accept":
             skipped += 1
             continue
-        text, tokens, spans = {"prodigy": _prodigy, "doccano": _doccano, "argilla": _argilla}[fmt](path, line, rec)
-        out.append(_aligned(path, line, text, tokens, spans, lang))
+        read_one = {"prodigy": _prodigy, "prodigy-binary": _prodigy, "doccano": _doccano, "argilla": _argilla}[fmt]
+        r = _aligned(path, line, *read_one(path, line, rec), lang)
+        if fmt != "prodigy-binary":
+            out.append(r)
+            continue
+        r.partial = True
+        seen = by_text.get(r.text)
+        if seen is None:
+            by_text[r.text] = r
+            out.append(r)
+            continue
+        for span in r.spans:
+            _merge_span(path, line, seen, span)
     return out, skipped
+
+
+def _merge_span(path, line: int, record: Annotated, span: tuple[int, int, str]) -> None:
+    """Adds an accepted span of a later task on the same text; one that overlaps another with a
+    different extent or label is a contradiction, named with its line."""
+    a, b, label = span
+    for c, d, other in record.spans:
+        if (c, d, other) == span:
+            return
+        if a < d and c < b:
+            raise DataFormatError(str(path), line, f"accepted span [{a}, {b}) {label} overlaps the accepted span "
+                                                   f"[{c}, {d}) {other} of an earlier task on the same text")
+    record.spans = sorted([*record.spans, span])
 
 
 def write(path: str | Path, records: Iterable[Annotated], fmt: str) -> None:
@@ -96,6 +132,10 @@ def write(path: str | Path, records: Iterable[Annotated], fmt: str) -> None:
 
     if fmt not in FORMATS:
         raise NertoolError(f"unknown annotation format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    records = list(records)
+    if fmt not in ("prodigy-binary", "conll") and any(r.partial for r in records):
+        raise NertoolError(f"partial annotations (only some spans known) cannot be written as {fmt}, which would "
+                           "state every other token as outside any span; write prodigy-binary or conll (? tags)")
     if fmt == "spacy":
         from nertool.fileio import atomic_write_bytes
 
@@ -109,6 +149,10 @@ def write(path: str | Path, records: Iterable[Annotated], fmt: str) -> None:
         for r in records:
             if fmt == "conll":
                 f.write("".join(f"{t.text} {tag}\n" for t, tag in zip(r.tokens, r.tags())) + "\n")
+            elif fmt == "prodigy-binary":  # one accepted task a span
+                task = _to_prodigy(r)
+                for span in task.pop("spans"):
+                    f.write(json.dumps({**task, "spans": [span]}, ensure_ascii=False) + "\n")
             else:
                 f.write(json.dumps({"prodigy": _to_prodigy, "doccano": _to_doccano, "argilla": _to_argilla}[fmt](r),
                                    ensure_ascii=False) + "\n")

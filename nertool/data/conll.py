@@ -235,14 +235,16 @@ def to_dataset(sentences: Sequence[Sentence], labels: Sequence[str]):
 def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: bool = True) -> list[Sentence]:
     """Read a local corpus file as ``data`` says (CoNLL columns, CoNLL-U, or an annotation tool's
     export: Prodigy, doccano, Label Studio, Argilla, a spaCy DocBin; ``auto`` knows a JSON file by
-    its content and a DocBin by its ``.spacy`` suffix)."""
+    its content and a DocBin by its ``.spacy`` suffix). A named annotation format applies to the
+    JSON files; a file that is not JSON (a CoNLL dev set beside Prodigy answers) is read as CoNLL."""
     if data.format == "conllu" or (data.format == "auto" and str(path).endswith(".conllu")):
         return read_conllu(path, data.tag_field, data.encoding)
-    if data.format not in ("auto", "conll") or (data.format == "auto" and (str(path).lower().endswith(".spacy")
-                                                                          or _starts_like_json(path))):
+    spacy_file = str(path).lower().endswith(".spacy")
+    if data.format == "spacy" or (data.format != "conll" and (spacy_file or _starts_like_json(path))):
         from nertool.data.annotations import read
 
-        records, _ = read(path, data.format)
+        # a named JSON format is for the JSON files; a CoNLL dev or test file beside them is read as CoNLL
+        records, _ = read(path, data.format if data.format != "auto" and not spacy_file else "auto")
         return [([t.text for t in r.tokens], r.tags()) for r in records if r.tokens]
     return read_conll(path, data.token_column, data.tag_column, data.encoding, check_tags)
 
