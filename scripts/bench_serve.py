@@ -108,6 +108,18 @@ def rss_mb(pid: int) -> float:
     return total
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the processes ``pids`` so far."""
+    total = 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -157,8 +169,16 @@ def main() -> None:
     p = start(args.model, port, args, 256)
     try:
         for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
+            used = cpu_seconds([p.pid, *children(p.pid)]), time.process_time()
             r = asyncio.run(phase(port, sents, clients, int(requests * args.scale), seconds * args.scale))
-            share = f", {100 * r['tokens_per_s'] / rate:.0f}% of offline" if clients == 64 else ""
+            share = ""
+            if clients == 64:
+                tokens = r["tokens_per_s"] * r["wall_s"]
+                service = cpu_seconds([p.pid, *children(p.pid)]) - used[0]
+                share = (f", {100 * r['tokens_per_s'] / rate:.0f}% of offline; CPU: the service "
+                         f"{1e6 * service / tokens:.1f} us/token ({1e3 * service / max(1, r['requests']):.2f} ms/request), "
+                         f"the load generator {1e6 * (time.process_time() - used[1]) / tokens:.1f} us/token, "
+                         f"offline {1e6 / rate:.1f} us/token")
             print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
         if args.soak_min:
             before = rss_mb(p.pid)
