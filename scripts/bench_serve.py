@@ -7,6 +7,8 @@ requests and a time limit per phase), and stops it with SIGTERM. Run alone on an
 
 Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), 256 clients against a
 queue of 16 (429s, not timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
+With ``--ray N``: the same first three phases against the app on Ray Serve (``nertool.serving.rayserve``,
+N replicas, Ray started here in local mode) instead of ``nertool serve``.
 Sentences: CoNLL-2003 test (../shared) of 15 to 25 tokens, each sent as one text.
 """
 from __future__ import annotations
@@ -152,6 +154,39 @@ def stop(p: subprocess.Popen) -> int:
     return p.wait(60)
 
 
+def on_ray(args, sents: list[list[str]], rate: float) -> None:
+    """The first three phases against ``args.ray`` replicas of the app on Ray Serve, Ray local."""
+    import urllib.request
+
+    import ray
+    from ray import serve
+
+    from nertool.serving import ServeConfig
+    from nertool.serving.rayserve import application
+
+    port = free_port()
+    t0 = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(application(ServeConfig(model=args.model, threads=args.threads), num_replicas=args.ray,
+                              cpus_per_replica=os.cpu_count() / args.ray), blocking=False)
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        print(f"Ray Serve, {args.ray} replica(s), ready in {time.perf_counter() - t0:.0f} s")
+        for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
+            r = asyncio.run(phase(port, sents, clients, int(requests * args.scale), seconds * args.scale))
+            share = f", {100 * r['tokens_per_s'] / rate:.0f}% of offline" if clients == 64 else ""
+            print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default="en-fast")
@@ -160,11 +195,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--soak-min", type=float, default=0.0)
     ap.add_argument("--scale", type=float, default=1.0, help="requests and time limits times this (a quick check: 0.05)")
+    ap.add_argument("--ray", type=int, default=0, help="replicas on Ray Serve (local mode) instead of nertool serve")
     args = ap.parse_args()
     sents = sentences()
     print(f"{len(sents)} sentences of 15-25 tokens (mean {sum(map(len, sents)) / len(sents):.1f})")
     rate = offline_rate(args.model, sents, args.threads, args.device, 5 * min(1.0, args.scale))
     print(f"offline, the network alone (Tagger.tag_sentences, batches of 256): {rate:,.0f} tokens/s")
+    if args.ray:
+        return on_ray(args, sents, rate)
     port = free_port()
     p = start(args.model, port, args, 256)
     try:
@@ -194,8 +232,10 @@ def main() -> None:
             for r in laps:
                 for k, v in r["status"].items():
                     lat["status"][k] = lat["status"].get(k, 0) + v
+            warm = curve[1]  # each process's RSS rises to a plateau while its first requests come in
             print(f"soak {args.soak_min:g} min at 8 clients: {json.dumps(lat)}; RSS {before:.0f} -> {after:.0f} MB "
-                  f"({100 * (after - before) / before:+.1f}%); RSS after each minute: {curve}")
+                  f"({100 * (after - before) / before:+.1f}%), after the first minute {warm} -> {after} MB "
+                  f"({100 * (after - warm) / warm:+.1f}%); RSS after each minute: {curve}")
     finally:
         print(f"service stopped with SIGTERM: exit code {stop(p)}")
     port = free_port()
