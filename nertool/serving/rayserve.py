@@ -25,7 +25,10 @@ def application(config: ServeConfig, num_replicas: int | str = 1, autoscaling: d
 
     threads = max(1, int(cpus_per_replica))
     config = ServeConfig(**{**config.__dict__, "threads": config.threads or threads})
-    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus_per_replica}}
+    # Ray's own limit of concurrent requests a replica (5 by default) would starve the replica's
+    # dynamic batching: let the service's bounded queue (429 past it) be the limit instead
+    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus_per_replica},
+                               "max_ongoing_requests": config.max_queue + 1}
     if autoscaling is not None:
         options["autoscaling_config"] = autoscaling
     else:
