@@ -23,7 +23,7 @@ def serve_cmd(
     threads: Annotated[int, typer.Option(help="torch threads per process (0: the cores shared among the processes).", min=0)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     max_batch_tokens: Annotated[int, typer.Option(help="A batch closes at this many tokens: larger batches tag more tokens/s, a request waits longer for its batch.", min=1)] = 4096,
-    max_wait_ms: Annotated[float, typer.Option(help="... or this many milliseconds after its oldest request arrived: the most a lone request is held back.", min=0)] = 2.0,
+    max_wait_ms: Annotated[float, typer.Option(help="... or this many milliseconds after its oldest request arrived: the most a lone request is held back (0: tag what is queued at once; requests that come meanwhile form the next batch).", min=0)] = 0.0,
     max_queue: Annotated[int, typer.Option(help="Requests waiting per process; more are answered 429 with Retry-After.", min=1)] = 256,
     max_bytes: Annotated[int, typer.Option(help="Largest request body (413 above it).", min=1)] = 1 << 20,
     timeout: Annotated[float, typer.Option(help="Seconds a request may take (504 past it; 0: no limit).", min=0)] = 30.0,

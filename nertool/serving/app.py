@@ -49,7 +49,7 @@ class ServeConfig:
     threads: int = 0  # torch threads per process (0: torch's default)
     batch_size: int = 256  # sentences per network call inside a batch
     max_batch_tokens: int = 4096  # a batch is closed at this many tokens ...
-    max_wait_ms: float = 2.0  # ... or this long after its oldest request arrived
+    max_wait_ms: float = 0.0  # ... or this long after its oldest request arrived (0: what is queued now)
     max_queue: int = 256  # requests waiting; more are answered 429
     max_bytes: int = 1 << 20  # request body limit (413)
     timeout_s: float = 30.0  # per request (504)

@@ -3,7 +3,9 @@
 Requests wait in a bounded queue. One model thread takes the oldest, then keeps taking more until
 the batch holds ``max_tokens`` tokens (estimated from the text's length before it is split) or
 ``max_wait`` seconds have passed since that oldest request arrived, whichever is first; a request
-alone is never held back longer than that wait. Requests with the same options are tagged in one
+alone is never held back longer than that wait. With no wait (the default) a batch is what is
+queued when the model thread comes for it: under load, the requests that arrive while one batch is
+tagged make up the next, and a lone request is tagged at once (BENCHMARKS.md 20.4). Requests with the same options are tagged in one
 call of the Tagger's one inference path (:meth:`nertool.tag.tagger.Tagger.tag_documents`); each
 gets its own records back. The event loop only parses and answers: splitting, tagging and
 rendering run on the model thread.
@@ -69,7 +71,7 @@ class BatchStats:
 class Batcher:
     """The bounded request queue and the model thread that empties it (see the module's docstring)."""
 
-    def __init__(self, tagger, max_tokens: int = 4096, max_wait: float = 0.002, max_queue: int = 256,
+    def __init__(self, tagger, max_tokens: int = 4096, max_wait: float = 0.0, max_queue: int = 256,
                  on_batch: Callable[[BatchStats], None] = lambda stats: None):
         self.tagger = tagger
         self.max_tokens, self.max_wait, self.max_queue = max_tokens, max_wait, max_queue
