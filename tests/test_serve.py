@@ -54,6 +54,19 @@ def test_records_have_the_docs_shape_and_the_taggers_offsets(tagger):
     assert info["labels"] == tagger.labels and info["scheme"] == tagger.scheme and "api_key" not in info["settings"]
 
 
+def test_the_fastapi_route_answers_as_the_services_own_path(tagger):
+    """``POST /tag`` is answered by the service's ASGI layer; the FastAPI route behind it (what
+    the OpenAPI page describes, and what an app mounted without that layer uses) answers alike."""
+    plain = create_app(ServeConfig(model="tiny", max_bytes=100), tagger=tagger)
+    plain.user_middleware.clear()  # no observing layer: requests reach FastAPI's routing
+    bodies = [{"text": TEXTS[0]}, {"texts": TEXTS, "format": "hf"}, {"text": ""}, {"text": "x" * 200}, {"txt": "a"}]
+    with client(tagger, max_bytes=100) as ours, TestClient(plain) as theirs:
+        for body in bodies:
+            a, b = ours.post("/tag", json=body), theirs.post("/tag", json=body)
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), body
+        assert "/tag" in theirs.get("/openapi.json").json()["paths"]
+
+
 def test_nbest_and_marginals_come_back_per_sentence_and_token(tagger):
     with client(tagger) as c:
         rec = c.post("/tag", json={"text": TEXTS[0], "nbest": 2, "marginals": True}).json()
