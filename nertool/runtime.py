@@ -56,6 +56,27 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def release_free_memory() -> bool:
+    """Hands the C allocator's free memory back to the system (glibc's ``malloc_trim``, every
+    arena): a long-running service whose threads allocate tensors of changing sizes otherwise keeps
+    the freed pages, and its RSS creeps up. False where there is no glibc."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _malloc_trim = False
+    if _malloc_trim is False:
+        return False
+    _malloc_trim(0)
+    return True
+
+
+_malloc_trim = None
+
+
 def available_cores() -> int:
     """The cores this process may run on."""
     try:
