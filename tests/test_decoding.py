@@ -137,3 +137,26 @@ def test_no_possible_path_gives_minus_infinity_not_nan():
     assert log_z.item() == float("-inf") and not torch.isnan(alpha).any() and not torch.isnan(beta).any()
     m = marginals(em, mask, start, end, trans)
     assert not torch.isnan(m).any() and (m == 0).all()
+
+
+def test_a_sentence_alone_decodes_as_in_a_padded_batch():
+    """Without padding the recursions skip their masking (a batch of one sentence, say): the
+    results equal those of the same sentences padded into one batch."""
+    from nertool.model.decoding import forward_backward
+
+    torch.manual_seed(3)
+    k, lengths = 6, [9, 4, 1, 7]
+    em = torch.randn(len(lengths), max(lengths), k) * 3
+    mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+    start, end, trans = torch.randn(k), torch.randn(k), torch.randn(k, k)
+    trans[0, 1] = float("-inf")
+    tags, scores = viterbi(em, mask, start, end, trans)
+    alpha, beta, scale, log_z = forward_backward(em, mask, start, end, trans)
+    for r, n in enumerate(lengths):
+        one = em[r : r + 1, :n]
+        full = torch.ones(1, n, dtype=torch.bool)
+        t1, s1 = viterbi(one, full, start, end, trans)
+        a1, b1, c1, z1 = forward_backward(one, full, start, end, trans)
+        assert t1[0].tolist() == tags[r, :n].tolist() and torch.allclose(s1[0], scores[r])
+        assert torch.allclose(z1[0], log_z[r]) and torch.allclose(c1[0], scale[r, :n], atol=1e-5)
+        assert torch.allclose(a1[0], alpha[r, :n], atol=1e-5) and torch.allclose(b1[0], beta[r, :n], atol=1e-5)

@@ -56,17 +56,20 @@ def viterbi(
     offset = torch.zeros(batch, dtype=torch.float64, device=emissions.device)  # the shifts taken out
     history: list[torch.Tensor] = []
     trans = transitions.unsqueeze(0)  # shape: (1, num_tags, num_tags)
+    steps = emissions.unbind(1)  # each (batch, num_tags): slices taken once, not per step
+    keeps = mask.unsqueeze(2).unbind(1)  # each (batch, 1)
+    full = bool(mask.all())  # no padding (one sentence, say): every step moves every row on
     for t in range(1, seq_len):
         # shape: (batch, num_tags_prev, num_tags_next)
         nxt = score.unsqueeze(2) + trans
         best, idx = nxt.max(1)  # shape: (batch, num_tags) each
-        best = best + emissions[:, t]
-        keep = mask[:, t].unsqueeze(1)
+        best = best + steps[t]
+        keep = keeps[t]
         if t % 32 == 0:  # every 32 steps, take the scores' maximum out (into float64)
             shift = best.amax(1, keepdim=True).clamp(min=-1e30)  # shape: (batch, 1)
             best = best - shift
             offset = offset + torch.where(keep[:, 0], shift[:, 0], torch.zeros_like(shift[:, 0])).double()
-        score = torch.where(keep, best, score)
+        score = best if full else torch.where(keep, best, score)
         history.append(idx)
     score = score + end.unsqueeze(0)
     best_score, last = score.max(1)  # shape: (batch,)
@@ -75,7 +78,7 @@ def viterbi(
     tags[:, seq_len - 1] = cur
     for t in range(seq_len - 2, -1, -1):
         prev = history[t].gather(1, cur.unsqueeze(1)).squeeze(1)  # shape: (batch,)
-        cur = torch.where(lengths > t + 1, prev, cur)
+        cur = prev if full else torch.where(lengths > t + 1, prev, cur)
         tags[:, t] = cur
     return tags, best_score.double() + offset
 
@@ -158,18 +161,27 @@ def forward_backward(
     last, last_log = _normalised(end.unsqueeze(0).expand(batch, num_tags))
     b = last
     alphas, betas, a_logs, b_logs = [a], [b], [a_log], []
-    zero = torch.zeros_like(a_log)
+    steps, alives, goes = emissions.unbind(1), alive.unbind(1), goes_on.unbind(1)  # slices taken once
+    full = bool(mask.all())  # no padding (one sentence, say): both recursions move every row on
     for t in range(1, seq_len):
         u = seq_len - 1 - t  # the backward recursion's position in the same step
-        y, m = _log_step(torch.stack([a, emissions[:, u + 1] + b]), exp_mats, t_max, mats)
-        a = torch.where(alive[:, t], y[0] + emissions[:, t], a)
-        b = torch.where(goes_on[:, u], y[1], last)
+        y, m = _log_step(torch.stack([a, steps[u + 1] + b]), exp_mats, t_max, mats)
+        y_a, y_b = y.unbind(0)
+        m_a, m_b = m.unbind(0)
+        a = y_a + steps[t] if full else torch.where(alives[t], y_a + steps[t], a)
+        b = y_b if full else torch.where(goes[u], y_b, last)
         alphas.append(a)
         betas.append(b)
-        a_logs.append(torch.where(alive[:, t], m[0], zero))
-        b_logs.append(torch.where(goes_on[:, u], m[1], zero))
+        a_logs.append(m_a)  # masked below, all positions at once
+        b_logs.append(m_b)
     betas.reverse()
     b_logs.reverse()
+    zero = torch.zeros((), dtype=a_log.dtype, device=a_log.device)
+    if seq_len > 1 and not full:  # a step's shift counts only where its recursion moved on
+        a_logs = [a_log, torch.where(alive[:, 1:, 0], torch.cat(a_logs[1:], 1), zero)]
+        b_logs = [torch.where(goes_on[:, : seq_len - 1, 0], torch.cat(b_logs, 1), zero)]
+    elif seq_len > 1:
+        b_logs = [torch.cat(b_logs, 1)]
     b_logs.append(last_log)  # position seq_len - 1: the end scores alone
     # the scales, summed in float64 once: beta's from the end back, alpha's in all
     scale = torch.cat(b_logs, 1).double().flip(1).cumsum(1).flip(1)  # shape: (batch, seq_len)
