@@ -56,25 +56,15 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def release_free_memory() -> bool:
-    """Hands the C allocator's free memory back to the system (glibc's ``malloc_trim``, every
-    arena): a long-running service whose threads allocate tensors of changing sizes otherwise keeps
-    the freed pages, and its RSS creeps up. False where there is no glibc."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        import ctypes
-
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (AttributeError, OSError):
-            _malloc_trim = False
-    if _malloc_trim is False:
-        return False
-    _malloc_trim(0)
-    return True
+def bound_kernel_caches(environ=os.environ) -> None:
+    """Caps oneDNN's cache of prepared kernels (torch's CPU LSTM makes one for each batch shape;
+    1,024 are kept by default) at :data:`KERNEL_CACHE` unless the user set it: a service sees
+    endless shapes, and that cache was its whole RSS growth (BENCHMARKS.md 20.8). Call before
+    torch runs a network in this process, or in the environment its worker processes inherit."""
+    environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(KERNEL_CACHE))
 
 
-_malloc_trim = None
+KERNEL_CACHE = 16
 
 
 def available_cores() -> int:

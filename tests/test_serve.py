@@ -251,3 +251,16 @@ def test_the_page_highlights_the_entities_in_a_real_browser(tmp_path):
         p.send_signal(signal.SIGTERM)
         p.wait(60)
 
+
+
+def test_the_services_processes_get_a_bounded_kernel_cache():
+    """oneDNN keeps a prepared LSTM kernel per batch shape (1,024 by default), which made the
+    service's RSS creep; nertool serve caps it unless the user chose a size."""
+    from nertool.runtime import KERNEL_CACHE, bound_kernel_caches
+
+    env: dict[str, str] = {}
+    bound_kernel_caches(env)
+    assert env == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(KERNEL_CACHE)}
+    mine = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "4"}
+    bound_kernel_caches(mine)
+    assert mine["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "4"

@@ -42,10 +42,11 @@ def serve_cmd(
         import uvicorn
     except ImportError:
         raise NertoolError("nertool serve needs its extra: pip install 'nertool[serve]'") from None
-    from nertool.runtime import available_cores
+    from nertool.runtime import available_cores, bound_kernel_caches
     from nertool.serving.app import ENV_API_KEY, ENV_CONFIG, ServeConfig
     from nertool.store.locate import resolve_model
 
+    bound_kernel_caches()  # before any network runs here or in the worker processes, which inherit it
     resolve_model(model)  # a misspelt model is one line now, not a failing worker later
     key = api_key_file.read_text(encoding="utf-8").strip() if api_key_file else os.environ.get(ENV_API_KEY, "")
     if api_key_file and not key:

@@ -22,11 +22,9 @@ from typing import Any
 
 from nertool.data.inputs import Document, joined
 from nertool.data.segment import sentences as split_text
-from nertool.runtime import release_free_memory
 from nertool.tag.options import TagOptions
 
 CHARS_PER_TOKEN = 5  # English averages about 5 characters a token, spaces included
-TRIM_EVERY = 10.0  # seconds between hand-backs of free memory to the system (an idle moment's)
 
 
 class QueueFull(Exception):
@@ -79,7 +77,6 @@ class Batcher:
         self.max_tokens, self.max_wait, self.max_queue = max_tokens, max_wait, max_queue
         self.on_batch = on_batch
         self._queue: queue.Queue[Request | None] = queue.Queue()
-        self._trimmed = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="nertool-model", daemon=True)
         self._thread.start()
 
@@ -131,9 +128,6 @@ class Batcher:
             self._tag(batch)
             if stop:
                 return
-            if self._queue.empty() and time.monotonic() - self._trimmed > TRIM_EVERY:
-                release_free_memory()  # between batches, with nobody waiting: RSS stays flat
-                self._trimmed = time.monotonic()
 
     def _tag(self, batch: list[Request]) -> None:
         t0 = time.monotonic()

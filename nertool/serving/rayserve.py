@@ -21,13 +21,19 @@ def application(config: ServeConfig, num_replicas: int | str = 1, autoscaling: d
     """A bound Ray Serve application of the service for ``config``: ``num_replicas`` replicas
     (or ``autoscaling``, Ray Serve's ``autoscaling_config``: min/max replicas, target requests
     per replica), each using ``cpus_per_replica`` CPUs (its torch threads)."""
+    import os
+
     from ray import serve
+
+    from nertool.runtime import bound_kernel_caches
 
     threads = max(1, int(cpus_per_replica))
     config = ServeConfig(**{**config.__dict__, "threads": config.threads or threads})
+    env = {k: v for k, v in os.environ.items() if k.startswith("ONEDNN_")}
+    bound_kernel_caches(env)  # the replicas' processes: a bounded oneDNN kernel cache, as nertool serve's
     # Ray's own limit of concurrent requests a replica (5 by default) would starve the replica's
     # dynamic batching: let the service's bounded queue (429 past it) be the limit instead
-    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus_per_replica},
+    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus_per_replica, "runtime_env": {"env_vars": env}},
                                "max_ongoing_requests": config.max_queue + 1}
     if autoscaling is not None:
         options["autoscaling_config"] = autoscaling
