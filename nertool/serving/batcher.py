@@ -97,11 +97,6 @@ class Batcher:
         self._queue.put(req)
         return req.future
 
-    async def submit(self, texts: list[str] | None, tokens: list[list[str]] | None, opts: TagOptions,
-                     render: Callable[[Document, list], Any]) -> list:
-        """The records of one request, once its batch is tagged (see :meth:`enqueue`)."""
-        return await self.enqueue(texts, tokens, opts, render)
-
     def close(self, timeout: float = 30.0) -> None:
         """Tag what is queued, then stop the model thread."""
         self._queue.put(None)
