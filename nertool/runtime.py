@@ -59,12 +59,12 @@ def freeze_heap() -> None:
 def bound_kernel_caches(environ=os.environ) -> None:
     """Caps oneDNN's cache of prepared kernels (torch's CPU LSTM makes one for each batch shape;
     1,024 are kept by default) at :data:`KERNEL_CACHE` unless the user set it: a service sees
-    endless shapes, and that cache was its whole RSS growth (BENCHMARKS.md 20.8). Call before
+    endless shapes, and that cache was its whole RSS growth (BENCHMARKS.md 20.8, 20.11). Call before
     torch runs a network in this process, or in the environment its worker processes inherit."""
     environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(KERNEL_CACHE))
 
 
-KERNEL_CACHE = 16
+KERNEL_CACHE = 256  # 16 thrashed on a lone sentence's lengths (BENCHMARKS.md 20.11); 1,024 kept growing
 
 
 def available_cores() -> int:
