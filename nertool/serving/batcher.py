@@ -4,11 +4,11 @@ Requests wait in a bounded queue. One model thread takes the oldest, then keeps 
 the batch holds ``max_tokens`` tokens (estimated from the text's length before it is split) or
 ``max_wait`` seconds have passed since that oldest request arrived, whichever is first; a request
 alone is never held back longer than that wait. With no wait (the default) a batch is what is
-queued when the model thread comes for it: under load, the requests that arrive while one batch is
-tagged make up the next, and a lone request is tagged at once (BENCHMARKS.md 20.4). Requests with the same options are tagged in one
-call of the Tagger's one inference path (:meth:`nertool.tag.tagger.Tagger.tag_documents`); each
-gets its own records back. The event loop only parses and answers: splitting, tagging and
-rendering run on the model thread.
+queued when the model thread comes for it: under load, the requests that arrive while one batch
+is tagged make up the next, and a lone request is tagged at once (BENCHMARKS.md 20.4). Requests
+with the same options are tagged in one call of the Tagger's one inference path
+(:meth:`nertool.tag.tagger.Tagger.tag_documents`); each gets its own records back. The event loop
+only parses and answers: splitting, tagging and rendering run on the model thread.
 """
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ class Batcher:
         tokens = 0
         done: list[tuple[Request, Any, BaseException | None]] = []
         for opts, reqs in groups.items():
+            answered = len(done)  # this group's requests are appended in order from here
             try:
                 docs = [r.documents() for r in reqs]
                 flat = [d for ds in docs for d in ds]
@@ -146,7 +147,7 @@ class Batcher:
                     tokens += sum(len(s) for d, _ in part for s in d.sentences)
                     done.append((r, [r.render(d, res) for d, res in part], None))
             except Exception as e:  # noqa: BLE001 - every waiting client gets the error, none hangs
-                done += [(r, None, e) for r in reqs if not any(r is d[0] for d in done)]
+                done += [(r, None, e) for r in reqs[len(done) - answered :]]
         _answer_all(done)
         self.on_batch(BatchStats(len(live), tokens, time.monotonic() - t0))
 
