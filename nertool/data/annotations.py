@@ -93,11 +93,11 @@ def read(path: str | Path, fmt: str = "auto", lang: str = "en") -> tuple[list[An
         return [_aligned(path, i + 1, *_labelstudio(path, i + 1, task), lang) for i, task in enumerate(_json_list(path))], 0
     out, skipped = [], 0
     by_text: dict[str, Annotated] = {}  # prodigy-binary: one record a text, its accepted spans merged
+    read_one = {"prodigy": _prodigy, "prodigy-binary": _prodigy, "doccano": _doccano, "argilla": _argilla}[fmt]
     for line, rec in _jsonl(path):
         if fmt.startswith("prodigy") and rec.get("answer", "accept") != "accept":
             skipped += 1
             continue
-        read_one = {"prodigy": _prodigy, "prodigy-binary": _prodigy, "doccano": _doccano, "argilla": _argilla}[fmt]
         r = _aligned(path, line, *read_one(path, line, rec), lang)
         if fmt != "prodigy-binary":
             out.append(r)

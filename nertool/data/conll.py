@@ -244,7 +244,7 @@ def read_file(path: str | Path, data: DataConfig = DataConfig(), check_tags: boo
         from nertool.data.annotations import read
 
         # a named JSON format is for the JSON files; a CoNLL dev or test file beside them is read as CoNLL
-        records, _ = read(path, data.format if data.format != "auto" and not spacy_file else "auto")
+        records, _ = read(path, "auto" if spacy_file else data.format)
         return [([t.text for t in r.tokens], r.tags()) for r in records if r.tokens]
     return read_conll(path, data.token_column, data.tag_column, data.encoding, check_tags)
 
