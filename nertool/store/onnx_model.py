@@ -127,11 +127,15 @@ class OnnxModel:
 
     def __init__(self, path: Path, sessions, meta: dict, crf: dict, device: str = "cpu"):
         self.path, self.device = path, torch.device(device)
-        self.session, self.features_session = sessions
+        self._use(sessions)
         self.labels: list[str] = list(meta["labels"])
         self.config = ModelConfig.from_dict(meta["model"])
         self.training = False
         self._crf = tuple(torch.tensor(crf[k], dtype=torch.float32) for k in ("start", "end", "transitions"))
+
+    def _use(self, sessions) -> None:
+        self.session, self.features_session = sessions
+        self._inputs = [i.name for i in self.session.get_inputs()]  # the emissions model's, in order
 
     def word_features(self, chars: torch.Tensor) -> torch.Tensor:
         # chars: (words, n) -> (words, feature_dim), or (words, max_word_chars) for a file run whole
@@ -143,8 +147,7 @@ class OnnxModel:
     def emissions_from_features(self, words, features, char_index, mask):
         if self.features_session is not None:
             tokens = features[char_index.cpu()]  # shape: (batch, seq_len, feature_dim)
-            feed = dict(zip((i.name for i in self.session.get_inputs()), (words.cpu().numpy(), tokens.numpy(),
-                                                                          mask.cpu().numpy())))
+            feed = dict(zip(self._inputs, (words.cpu().numpy(), tokens.numpy(), mask.cpu().numpy())))
             (em,) = self.session.run(["emissions"], feed)
             return torch.from_numpy(em).to(self.device)
         rows, inverse = torch.unique(char_index, return_inverse=True)
@@ -164,7 +167,7 @@ class OnnxModel:
 
     def to(self, device):
         if torch.device(device) != self.device:
-            self.session, self.features_session = _session(self.path, str(device))
+            self._use(_session(self.path, str(device)))
             self.device = torch.device(device)
         return self
 
