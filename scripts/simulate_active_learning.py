@@ -98,7 +98,7 @@ def partial_tags(gold: list[str], result, sure: float) -> list[str]:
 
 
 def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: Path, args,
-             first: dict, report) -> list[dict]:
+             first: dict, report) -> None:
     """One strategy's rounds; ``first`` caches round 0 (the same random sentences for every
     strategy), ``report`` is called with each round's row."""
     rng = random.Random(args.seed)
@@ -107,7 +107,7 @@ def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: 
     labelled = {i: sentences[i][1] for i in order[: args.start]}
     pool = order[args.start :]
     name = f"{strategy}{'-partial' if partial else ''}"
-    rows, rnd = [], 0
+    rnd = 0
     while True:
         work = out / name / f"round{rnd}"
         work.mkdir(parents=True, exist_ok=True)
@@ -118,11 +118,10 @@ def simulate(strategy: str, partial: bool, sentences, dev: str, test: str, out: 
             if rnd == 0:
                 first["result"] = (run, dev_f1, test_f1)
         cost = sum(sum(t != "?" for t in tags) for tags in labelled.values())
-        rows.append({"strategy": name, "round": rnd, "sentences": len(labelled), "labelled_tokens": cost,
-                     "dev_f1": round(dev_f1, 2), "test_f1": round(test_f1, 2)})
-        report(rows[-1])
+        report({"strategy": name, "round": rnd, "sentences": len(labelled), "labelled_tokens": cost,
+                "dev_f1": round(dev_f1, 2), "test_f1": round(test_f1, 2)})
         if len(labelled) >= args.until or not pool:
-            return rows
+            return
         picked = pick(run, pool, sentences, strategy, args.step, rng)
         chosen = {i for i, _ in picked}
         for i, r in picked:
