@@ -137,16 +137,42 @@ def start(model: str, port: int, args, queue: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "nertool", "serve", model, "--port", str(port), "--workers", str(args.workers),
            "--threads", str(args.threads), "--device", args.device, "--max-queue", str(queue), "--no-access-log"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_ready(port, 60):
+        p.kill()
+        raise SystemExit("the service did not become ready in 60 s")
+    return p
+
+
+def wait_ready(port: int, seconds: float) -> bool:
+    """Whether ``GET /ready`` on the loopback ``port`` answers within ``seconds``."""
     import urllib.request
 
-    for _ in range(600):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
-                return p
+                return True
         except OSError:
             time.sleep(0.1)
-    p.kill()
-    raise SystemExit("the service did not become ready in 60 s")
+    return False
+
+
+def run_phases(port: int, sents: list[list[str]], rate: float, scale: float, pids: list[int] | None = None) -> None:
+    """The 1, 8 and 64 client phases, printed; at 64 clients the share of the offline ``rate``
+    and, given the service's ``pids``, the CPU time per token of the service and of this process."""
+    for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
+        used = cpu_seconds(pids or []), time.process_time()
+        r = asyncio.run(phase(port, sents, clients, int(requests * scale), seconds * scale))
+        share = ""
+        if clients == 64:
+            share = f", {100 * r['tokens_per_s'] / rate:.0f}% of offline"
+            tokens = r["tokens_per_s"] * r["wall_s"]
+            if pids:
+                service = cpu_seconds(pids) - used[0]
+                share += (f"; CPU: the service {1e6 * service / tokens:.1f} us/token "
+                          f"({1e3 * service / max(1, r['requests']):.2f} ms/request), the load generator "
+                          f"{1e6 * (time.process_time() - used[1]) / tokens:.1f} us/token, offline {1e6 / rate:.1f} us/token")
+        print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
 
 
 def stop(p: subprocess.Popen) -> int:
@@ -156,8 +182,6 @@ def stop(p: subprocess.Popen) -> int:
 
 def on_ray(args, sents: list[list[str]], rate: float) -> None:
     """The first three phases against ``args.ray`` replicas of the app on Ray Serve, Ray local."""
-    import urllib.request
-
     import ray
     from ray import serve
 
@@ -171,17 +195,10 @@ def on_ray(args, sents: list[list[str]], rate: float) -> None:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(ServeConfig(model=args.model, threads=args.threads), num_replicas=args.ray,
                               cpus_per_replica=os.cpu_count() / args.ray), blocking=False)
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
+        if not wait_ready(port, 300):
+            raise SystemExit("Ray Serve did not become ready in 300 s")
         print(f"Ray Serve, {args.ray} replica(s), ready in {time.perf_counter() - t0:.0f} s")
-        for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
-            r = asyncio.run(phase(port, sents, clients, int(requests * args.scale), seconds * args.scale))
-            share = f", {100 * r['tokens_per_s'] / rate:.0f}% of offline" if clients == 64 else ""
-            print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
+        run_phases(port, sents, rate, args.scale)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -206,18 +223,7 @@ def main() -> None:
     port = free_port()
     p = start(args.model, port, args, 256)
     try:
-        for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
-            used = cpu_seconds([p.pid, *children(p.pid)]), time.process_time()
-            r = asyncio.run(phase(port, sents, clients, int(requests * args.scale), seconds * args.scale))
-            share = ""
-            if clients == 64:
-                tokens = r["tokens_per_s"] * r["wall_s"]
-                service = cpu_seconds([p.pid, *children(p.pid)]) - used[0]
-                share = (f", {100 * r['tokens_per_s'] / rate:.0f}% of offline; CPU: the service "
-                         f"{1e6 * service / tokens:.1f} us/token ({1e3 * service / max(1, r['requests']):.2f} ms/request), "
-                         f"the load generator {1e6 * (time.process_time() - used[1]) / tokens:.1f} us/token, "
-                         f"offline {1e6 / rate:.1f} us/token")
-            print(f"{clients:3d} client(s): {json.dumps(r)}{share}")
+        run_phases(port, sents, rate, args.scale, [p.pid, *children(p.pid)])
         if args.soak_min:
             before = rss_mb(p.pid)
             laps, curve = [], [round(before)]
