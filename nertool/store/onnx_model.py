@@ -27,10 +27,11 @@ def _runtime():
     return onnxruntime
 
 
-def _session(path: Path, device: str):
+def _session(path: Path, device: str, whole: bool = False):
     """ONNX Runtime sessions over the file: ``(emissions, features)``. ``features`` (character ids
-    -> one row per word) is None when the file has no character encoder or could not be cut there;
-    then ``emissions`` takes the file's own inputs, else words, the token features and the mask."""
+    -> one row per word) is None when the file has no character encoder or could not be cut there,
+    or with ``whole`` (the file as it is, to read its metadata); then ``emissions`` takes the file's
+    own inputs, else words, the token features and the mask."""
     ort = _runtime()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, torch.get_num_threads())
@@ -41,7 +42,7 @@ def _session(path: Path, device: str):
             raise ModelError(f"{path}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        parts = _split(path)
+        parts = None if whole else _split(path)
         if parts is None:
             return ort.InferenceSession(str(path), opts, providers=providers), None
         return tuple(None if p is None else ort.InferenceSession(p.SerializeToString(), opts, providers=providers)
@@ -116,7 +117,7 @@ def _properties(path: Path, session) -> tuple[dict, dict[str, str]]:
 def read_onnx_metadata(path: str | Path) -> dict:
     """The nertool metadata of an exported ONNX file."""
     p = Path(path)
-    return _properties(p, _session(p, "cpu")[0])[0]
+    return _properties(p, _session(p, "cpu", whole=True)[0])[0]
 
 
 class OnnxModel:
