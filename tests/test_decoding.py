@@ -160,3 +160,47 @@ def test_a_sentence_alone_decodes_as_in_a_padded_batch():
         assert t1[0].tolist() == tags[r, :n].tolist() and torch.allclose(s1[0], scores[r])
         assert torch.allclose(z1[0], log_z[r]) and torch.allclose(c1[0], scale[r, :n], atol=1e-5)
         assert torch.allclose(a1[0], alpha[r, :n], atol=1e-5) and torch.allclose(b1[0], beta[r, :n], atol=1e-5)
+
+
+def test_scripted_decoding_is_bit_identical_to_eager():
+    """The Decoder runs the TorchScript-compiled recursions: the same numbers as the eager ones,
+    on padded batches of mixed lengths, with forbidden transitions."""
+    from nertool.model import decoding as D
+
+    g = torch.Generator().manual_seed(3)
+    k = len(LABELS)
+    start, end, trans = constraint_bias("BIOES", LABELS)
+    start, end, trans = start + torch.randn(k, generator=g), end + torch.randn(k, generator=g), trans + torch.randn(k, k, generator=g)
+    trans = D.forbid(trans)
+    for batch, seq_len in ((1, 1), (1, 9), (7, 40), (32, 20)):
+        em = torch.randn(batch, seq_len, k, generator=g) * 4
+        lengths = torch.randint(1, seq_len + 1, (batch,), generator=g)
+        lengths[0] = seq_len
+        mask = torch.arange(seq_len).unsqueeze(0) < lengths.unsqueeze(1)
+        pairs = [("viterbi", (em, mask, start, end, trans)), ("forward_backward", (em, mask, start, end, trans)),
+                 ("nbest_viterbi", (em, mask, start, end, trans, 3))]
+        for name, args in pairs:
+            eager, compiled = getattr(D, name)(*args), D.scripted(name)(*args)
+            assert D.scripted(name) is not getattr(D, name)
+            assert all(torch.equal(a, b) for a, b in zip(eager, compiled)), name
+        alpha, beta, scale, _ = D.forward_backward(em, mask, start, end, trans)
+        assert torch.equal(D.posteriors(alpha, beta, mask), D.scripted("posteriors")(alpha, beta, mask))
+        tags = D.viterbi(em, mask, start, end, trans)[0]
+        spans = torch.tensor([[r, 0, int(lengths[r])] for r in range(batch)])
+        cont = torch.tensor([-1] * k)
+        args = (em, alpha, beta, scale, tags, spans, lengths, trans, cont)
+        assert torch.equal(D.span_marginals(*args), D.scripted("span_marginals")(*args))
+
+
+def test_scripted_falls_back_to_the_eager_function(monkeypatch):
+    from nertool.model import decoding as D
+
+    def fail(fn):
+        raise RuntimeError("no TorchScript here")
+
+    D.scripted.cache_clear()
+    monkeypatch.setattr(torch.jit, "script", fail)
+    try:
+        assert D.scripted("viterbi") is D.viterbi
+    finally:
+        D.scripted.cache_clear()

@@ -5,8 +5,10 @@ Conventions (as in pytorch-crf): ``transitions[i, j]`` scores tag ``j`` followin
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -338,3 +340,18 @@ def type_consistency(
     mean = sums / counts.unsqueeze(1)  # shape: (groups, types)
     bias[member] = weight * torch.log(mean[g] + 1e-6)[:, tag_types]
     return bias
+
+
+@functools.cache
+def scripted(name: str) -> Callable:
+    """The function ``name`` of this module compiled by TorchScript (outputs bit-identical to the
+    eager function; a third less time for a batch of 32 sentences, most of it the per-step Python
+    overhead of the recursions, BENCHMARKS.md 21.2), or the eager function itself where this torch
+    cannot script it."""
+    fn = globals()[name]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.script's deprecation notice
+            return torch.jit.script(fn)
+    except Exception:  # noqa: BLE001 - a torch without TorchScript: the same function, eager
+        return fn

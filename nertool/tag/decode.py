@@ -8,14 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from nertool.data import tags as tagmod
-from nertool.model.decoding import (
-    forbid,
-    forward_backward,
-    nbest_viterbi,
-    posteriors,
-    span_marginals,
-    viterbi,
-)
+from nertool.model.decoding import forbid, scripted
 from nertool.tag.options import TagOptions
 
 
@@ -50,13 +43,15 @@ class Decoder:
         names, index = tagmod.marginal_map(labels, internal, scheme)
         self.marginal_labels = names
         self._marginal_index = torch.tensor(index, device=device)
+        self._viterbi, self._forward_backward, self._posteriors_of, self._span_marginals, self._nbest = map(
+            scripted, ("viterbi", "forward_backward", "posteriors", "span_marginals", "nbest_viterbi"))
 
     def decode(self, em: torch.Tensor, mask: torch.Tensor, opts: TagOptions) -> list[SentenceResult]:
         """Results for each row of a batch. ``em``: (batch, seq_len, num_tags) tag scores (document
         context already added), any float dtype; ``mask``: (batch, seq_len) bool."""
         em = em.float()
         start, end, trans = self.trans
-        best, _ = viterbi(em, mask, start, end, trans)  # shape: (batch, seq_len)
+        best, _ = self._viterbi(em, mask, start, end, trans)  # shape: (batch, seq_len)
         lengths = mask.sum(1).tolist()
         rows = best.tolist()
         chunks = [self._chunks(rows[r][: lengths[r]]) for r in range(len(rows))]
@@ -75,13 +70,13 @@ class Decoder:
 
     def _posteriors(self, em, mask, best, chunks) -> _Posteriors:
         start, end, trans = self.trans
-        alpha, beta, scale, log_z = forward_backward(em, mask, start, end, trans)
-        post = posteriors(alpha, beta, mask)  # shape: (batch, seq_len, num_tags)
+        alpha, beta, scale, log_z = self._forward_backward(em, mask, start, end, trans)
+        post = self._posteriors_of(alpha, beta, mask)  # shape: (batch, seq_len, num_tags)
         token = post.gather(2, best.unsqueeze(2)).squeeze(2).clamp(0.0, 1.0).tolist()
         spans = [(r, a, e) for r, cl in enumerate(chunks) for _, a, e in cl]
         span = None
         if spans:
-            span = span_marginals(em, alpha, beta, scale, best, torch.tensor(spans, device=em.device),
+            span = self._span_marginals(em, alpha, beta, scale, best, torch.tensor(spans, device=em.device),
                                   mask.sum(1), trans, self._continue).tolist()
         return _Posteriors(token, span, post, log_z)
 
@@ -107,7 +102,7 @@ class Decoder:
 
     def _add_nbest(self, results, em, mask, log_z, lengths, k: int) -> None:
         start, end, trans = self.trans
-        tags, scores = nbest_viterbi(em, mask, start, end, trans, k)  # scores: float64, exact
+        tags, scores = self._nbest(em, mask, start, end, trans, k)  # scores: float64, exact
         valid = torch.isfinite(scores).tolist()  # -inf: fewer than k possible sequences
         probs = torch.exp(scores - log_z.unsqueeze(1)).clamp(0.0, 1.0).tolist()
         rows = tags.tolist()
