@@ -36,6 +36,9 @@ def _session(path: Path, device: str, whole: bool = False):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, torch.get_num_threads())
     opts.log_severity_level = 3  # errors only
+    # no spinning after a run: its threads would take the cores from the decoding that follows in
+    # torch (twice as slow beside them, BENCHMARKS.md 21.3)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -147,8 +150,10 @@ class OnnxModel:
 
     def emissions_from_features(self, words, features, char_index, mask):
         if self.features_session is not None:
-            tokens = features[char_index.cpu()]  # shape: (batch, seq_len, feature_dim)
-            feed = dict(zip(self._inputs, (words.cpu().numpy(), tokens.numpy(), mask.cpu().numpy())))
+            # shape: (batch, seq_len, feature_dim); gathered by numpy: a torch op this size wakes
+            # torch's thread pool, whose threads then spin beside ONNX Runtime's and halve its speed
+            tokens = features.cpu().numpy().take(char_index.cpu().numpy(), axis=0)
+            feed = dict(zip(self._inputs, (words.cpu().numpy(), tokens, mask.cpu().numpy())))
             (em,) = self.session.run(["emissions"], feed)
             return torch.from_numpy(em).to(self.device)
         rows, inverse = torch.unique(char_index, return_inverse=True)
