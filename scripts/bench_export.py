@@ -1,6 +1,7 @@
 """Exported files against the eager model: tokens/s on CoNLL-2003 test (Viterbi tags through
-``Tagger.tag_sentences``, and the file's own tag entry point where it has one), file size and
-span F1, for eager torch, TorchScript (.pt), ONNX float and ONNX int8. Run alone on an idle machine:
+``Tagger.tag_sentences``, and the file's own tag entry point where it has one; the best of
+``--repeats`` rounds, each round timing every file once), file size and span F1, for eager torch,
+TorchScript (.pt), ONNX float and ONNX int8. Run alone on an idle machine:
 
     .venv/bin/python scripts/bench_export.py [MODEL ...] [--threads 2] [--repeats 3]
 """
@@ -19,15 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
 
 
-def best_rate(fn, tokens: int, repeats: int) -> float:
-    """Tokens/s of the fastest of ``repeats`` warm runs of ``fn()`` (after one untimed run)."""
+def timed(fn) -> float:
+    """Seconds of one run of ``fn()``."""
+    t0 = time.perf_counter()
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return tokens / best
+    return time.perf_counter() - t0
 
 
 def size_mb(path: Path) -> float:
@@ -47,6 +44,7 @@ def file_alone(path: Path, tagger, sents: list[list[str]], batch_size: int):
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
+    opts.add_session_config_entry("session.force_spinning_stop", "1")  # as nertool's: files are timed in turns
     session = ort.InferenceSession(str(path), opts)
     feeds = [{"words": b.words.numpy(), "chars": b.chars.numpy(), "char_index": b.char_index.numpy(),
               "mask": b.mask.numpy()} for b in batches]
@@ -69,19 +67,33 @@ def bench(model: str, sents, gold, threads: int, repeats: int, batch_size: int, 
     print(f"\n{model}: CoNLL-2003 test, {len(sents)} sentences, {tokens} tokens, {threads} threads, batch {batch_size}")
     print(f"{'':12} {'file MB':>8} {'tokens/s via Tagger':>20} {'ids in, file alone':>21} {'F1':>7} "
           f"{'sentences tagged unlike eager':>30}")
+    # every file loaded first, then timed in turns (each round times each file once): this VM's
+    # speed swings between minutes, and rows timed in different minutes would not compare
+    taggers = {name: Tagger.load(str(path), threads=threads, batch_size=batch_size) for name, path in files.items()}
+    runs = {name: (lambda t=t: t.tag_sentences(sents, scores=False)) for name, t in taggers.items()}
+    alone = {}
+    with torch.inference_mode():
+        for name, path in files.items():
+            if name != "eager torch":
+                alone[name] = file_alone(Path(path), taggers[name], sents, batch_size)
+    best = {name: float("inf") for name in files}
+    best_alone = {name: float("inf") for name in alone}
+    for fn in [*runs.values(), *alone.values()]:
+        fn()  # warm
+    for _ in range(repeats):
+        for name in files:
+            best[name] = min(best[name], timed(runs[name]))
+            if name in alone:
+                with torch.inference_mode():
+                    best_alone[name] = min(best_alone[name], timed(alone[name]))
     eager = None
     for name, path in files.items():
-        tagger = Tagger.load(str(path), threads=threads, batch_size=batch_size)
-        tags = [r.tags for r in tagger.tag_sentences(sents, scores=False)]
+        tags = [r.tags for r in taggers[name].tag_sentences(sents, scores=False)]
         eager = eager or tags
         unlike = sum(a != b for a, b in zip(tags, eager))
-        rate = best_rate(lambda: tagger.tag_sentences(sents, scores=False), tokens, repeats)
-        alone = ""
-        if name != "eager torch":
-            with torch.inference_mode():
-                alone = f"{best_rate(file_alone(Path(path), tagger, sents, batch_size), tokens, repeats):,.0f}"
-        print(f"{name:12} {size_mb(Path(path)):8.1f} {rate:20,.0f} {alone:>21} {100 * f1_score(gold, tags):7.2f} "
-              f"{unlike:30d}")
+        own = f"{tokens / best_alone[name]:,.0f}" if name in alone else ""
+        print(f"{name:12} {size_mb(Path(path)):8.1f} {tokens / best[name]:20,.0f} {own:>21} "
+              f"{100 * f1_score(gold, tags):7.2f} {unlike:30d}")
 
 
 def main() -> None:

@@ -36,9 +36,9 @@ def _session(path: Path, device: str, whole: bool = False):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, torch.get_num_threads())
     opts.log_severity_level = 3  # errors only
-    # no spinning after a run: its threads would take the cores from the decoding that follows in
-    # torch (twice as slow beside them, BENCHMARKS.md 21.3)
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # its threads stop spinning when a run returns: spinning on, they take the cores from the
+    # decoding that follows in torch (twice as slow beside them, BENCHMARKS.md 21.3)
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
