@@ -271,3 +271,33 @@ def test_cached_word_features_equal_each_word_encoded_alone(tiny_model):
     runs = length_runs(ordered, limit, 2)
     assert [i for a, b in runs for i in range(a, b)] == list(range(len(words)))
     assert all(b - a <= 2 and len({min(len(w), limit) for w in ordered[a:b]}) == 1 for a, b in runs)
+
+
+def test_tagging_pauses_the_cycle_collector_and_leaves_no_cycles(tagger):
+    """The cycle collector is off during a call (nothing the call makes needs it: no garbage
+    cycles are left behind) and back as it was after."""
+    import gc
+
+    sents = [["EU", "rejects", "German", "call", "."], ["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22"]]
+    seen = []
+    real = tagger._tag_locked
+
+    def spy(*args):
+        seen.append(gc.isenabled())
+        return real(*args)
+
+    tagger._tag_locked = spy
+    try:
+        gc.collect()
+        tagger.tag_sentences(sents)
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            tagger.tag_sentences(sents, nbest=2, marginals=True, doc_context=1.0, documents=[0, 0, 1])
+            list(tagger.pipe(["Peter Blackburn met EU officials in Brussels.", "Nothing here."]))
+            assert not gc.isenabled()  # left off, as it was
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+    finally:
+        del tagger._tag_locked
