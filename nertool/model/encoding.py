@@ -6,8 +6,9 @@ word (row 0 is the empty word used for padding) and ``char_index`` points each t
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -77,22 +78,23 @@ class Encoder:
     def collate(self, items: Sequence[Encoded], index: list[int], rows: dict[str, int] | None = None) -> Batch:
         """Pad ``items`` into a batch. With ``rows`` (token -> row of a feature table the caller
         keeps), ``char_index`` points into that table and ``chars`` is left empty."""
-        lengths = torch.tensor([len(e.words) for e in items])
+        lengths = _longs(len(e.words) for e in items)
         mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # shape: (batch, seq_len)
         shared = rows is not None
+        tokens = chain.from_iterable(e.tokens for e in items)
         if rows is None:
             rows = {}
-            flat_rows = [rows.setdefault(w, len(rows) + 1) for e in items for w in e.tokens]
+            flat_rows = _longs(rows.setdefault(w, len(rows) + 1) for w in tokens)
         else:
-            flat_rows = [rows[w] for e in items for w in e.tokens]
+            flat_rows = _longs(map(rows.__getitem__, tokens))
         words = torch.zeros(mask.shape, dtype=torch.long)
-        words[mask] = torch.tensor([i for e in items for i in e.words], dtype=torch.long)
+        words[mask] = _longs(chain.from_iterable(e.words for e in items))
         char_index = torch.zeros(mask.shape, dtype=torch.long)
-        char_index[mask] = torch.tensor(flat_rows, dtype=torch.long)
+        char_index[mask] = flat_rows
         tags = None
         if items[0].tags is not None:
             tags = torch.zeros(mask.shape, dtype=torch.long)
-            tags[mask] = torch.tensor([i for e in items for i in e.tags], dtype=torch.long)
+            tags[mask] = _longs(chain.from_iterable(e.tags for e in items))
         chars = torch.zeros(0, 1, dtype=torch.long) if shared else self.char_matrix([""] + list(rows))
         return Batch(words, chars, char_index, mask, tags, index, _allowed(items, tags))
 
@@ -135,6 +137,12 @@ def length_buckets(
     if shuffle:
         rng.shuffle(groups)
     return groups
+
+
+def _longs(values: Iterable[int]) -> torch.Tensor:
+    """A 1-d long tensor of ``values`` (through numpy: a quarter of ``torch.tensor``'s time on a
+    list of ints)."""
+    return torch.from_numpy(np.fromiter(values, dtype=np.int64))
 
 
 def _allowed(items: Sequence[Encoded], tags: torch.Tensor | None) -> torch.Tensor | None:
