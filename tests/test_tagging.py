@@ -301,3 +301,12 @@ def test_tagging_pauses_the_cycle_collector_and_leaves_no_cycles(tagger):
             gc.enable()
     finally:
         del tagger._tag_locked
+
+
+def test_numbers_dates_scores_and_dashes_are_tokens_as_conll_writes_them():
+    text = "On 1996-08-22 Japan won 2-1 in the 16th minute of a 3.5-fold 21-year-old 1990s rally -- 1,000 fans ... at 12:30 in 1996."
+    words = [t.text for t in tokenize(text)]
+    assert words == ["On", "1996-08-22", "Japan", "won", "2-1", "in", "the", "16th", "minute", "of", "a", "3.5-fold",
+                     "21-year-old", "1990s", "rally", "--", "1,000", "fans", "...", "at", "12:30", "in", "1996", "."]
+    assert [t.text for t in tokenize("Shimokawa 's 1990's 'spirit'")] == ["Shimokawa", "'s", "1990", "'s", "'", "spirit", "'"]
+    assert all(text[t.start:t.end] == t.text for t in tokenize(text))

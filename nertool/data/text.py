@@ -10,12 +10,16 @@ from typing import NamedTuple
 
 from tokenizers import Regex, pre_tokenizers
 
-# abbreviations (U.S.), numbers (3.5, 1,000, 12:30), words with inner apostrophes or hyphens,
-# else any single non-space character with its combining marks
+# abbreviations (U.S.); numbers as CoNLL-2003 and the Penn Treebank write them: 3.5, 1,000, 12:30,
+# dates and scores (1996-08-22, 2-1), with letters or hyphenated words after them (16th, 1990s,
+# 3.5-fold, 21-year-old); words with inner apostrophes or hyphens; a clitic standing alone ('s);
+# runs of dashes or dots (--, ...); else any single non-space character with its combining marks
 TOKEN_PATTERN = (
     r"(?:\p{L}\.){2,}"
-    r"|\p{N}+(?:[.,:/]\p{N}+)*"
+    r"|\p{N}+(?:[.,:/\-]\p{N}+)*[\p{L}\p{M}_]*(?:['’\-][\p{L}\p{M}\p{N}_]+)*"
     r"|[\p{L}\p{M}\p{N}_]+(?:['’\-][\p{L}\p{M}\p{N}_]+)*"
+    r"|['’](?i:s|re|ve|ll|d|m)(?![\p{L}\p{M}\p{N}_])"
+    r"|-{2,}|\.{2,}"
     r"|\S\p{M}*"
 )
 # English clitics at the end of a word, split off as CoNLL-2003 and the Penn Treebank write them:
