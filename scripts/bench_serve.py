@@ -5,8 +5,9 @@ requests and a time limit per phase), and stops it with SIGTERM. Run alone on an
 
     .venv/bin/python scripts/bench_serve.py en-fast [--workers 1] [--threads 2] [--device cpu]
 
-Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), 256 clients against a
-queue of 16 (429s, not timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
+Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), each after 5 s of
+warm-up at its concurrency that is not counted; 256 clients against a queue of 16 (429s, not
+timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
 With ``--ray N``: the same first three phases against the app on Ray Serve (``nertool.serving.rayserve``,
 N replicas, Ray started here in local mode) instead of ``nertool serve``.
 Sentences: CoNLL-2003 test (../shared) of 15 to 25 tokens, each sent as one text.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
+WARM_S = 5.0  # seconds of warm-up before each measured phase
 
 
 def sentences() -> list[list[str]]:
@@ -160,7 +162,11 @@ def wait_ready(port: int, seconds: float) -> bool:
 def run_phases(port: int, sents: list[list[str]], rate: float, scale: float, pids: list[int] | None = None) -> None:
     """The 1, 8 and 64 client phases, printed; at 64 clients the share of the offline ``rate``
     and, given the service's ``pids``, the CPU time per token of the service and of this process."""
-    for clients, requests, seconds in ((1, 500, 60), (8, 2000, 60), (64, 8000, 90)):
+    for clients, requests, seconds in ((1, 2000, 60), (8, 10000, 60), (64, 40000, 90)):
+        # warm-up at the same concurrency, not counted: the first batches of each new shape pay
+        # for oneDNN's kernel preparation (a millisecond or more each), which a running service
+        # has long paid; the offline rate is a warm rate too
+        asyncio.run(phase(port, sents, clients, 10**9, WARM_S * scale))
         used = cpu_seconds(pids or []), time.process_time()
         r = asyncio.run(phase(port, sents, clients, int(requests * scale), seconds * scale))
         share = ""
