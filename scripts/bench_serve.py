@@ -5,8 +5,8 @@ requests and a time limit per phase), and stops it with SIGTERM. Run alone on an
 
     .venv/bin/python scripts/bench_serve.py en-fast [--workers 1] [--threads 2] [--device cpu]
 
-Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), each after 5 s of
-warm-up at its concurrency that is not counted; 256 clients against a queue of 16 (429s, not
+Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), each after --warm-s
+(10) seconds of warm-up at its concurrency that is not counted; 256 clients against a queue of 16 (429s, not
 timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
 With ``--ray N``: the same first three phases against the app on Ray Serve (``nertool.serving.rayserve``,
 N replicas, Ray started here in local mode) instead of ``nertool serve``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -28,7 +29,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST = ROOT.parent / "shared" / "corpora" / "conll2003" / "test.txt"
-WARM_S = 5.0  # seconds of warm-up before each measured phase
 
 
 def sentences() -> list[list[str]]:
@@ -159,14 +159,15 @@ def wait_ready(port: int, seconds: float) -> bool:
     return False
 
 
-def run_phases(port: int, sents: list[list[str]], rate: float, scale: float, pids: list[int] | None = None) -> None:
+def run_phases(port: int, sents: list[list[str]], rate: float, scale: float, pids: list[int] | None = None,
+               warm_s: float = 10.0) -> None:
     """The 1, 8 and 64 client phases, printed; at 64 clients the share of the offline ``rate``
     and, given the service's ``pids``, the CPU time per token of the service and of this process."""
     for clients, requests, seconds in ((1, 2000, 60), (8, 10000, 60), (64, 40000, 90)):
         # warm-up at the same concurrency, not counted: the first batches of each new shape pay
         # for oneDNN's kernel preparation (a millisecond or more each), which a running service
         # has long paid; the offline rate is a warm rate too
-        asyncio.run(phase(port, sents, clients, 10**9, WARM_S * scale))
+        asyncio.run(phase(port, sents, clients, 10**9, warm_s * scale))
         used = cpu_seconds(pids or []), time.process_time()
         r = asyncio.run(phase(port, sents, clients, int(requests * scale), seconds * scale))
         share = ""
@@ -204,7 +205,7 @@ def on_ray(args, sents: list[list[str]], rate: float) -> None:
         if not wait_ready(port, 300):
             raise SystemExit("Ray Serve did not become ready in 300 s")
         print(f"Ray Serve, {args.ray} replica(s), ready in {time.perf_counter() - t0:.0f} s")
-        run_phases(port, sents, rate, args.scale)
+        run_phases(port, sents, rate, args.scale, warm_s=args.warm_s)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -218,18 +219,23 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--soak-min", type=float, default=0.0)
     ap.add_argument("--scale", type=float, default=1.0, help="requests and time limits times this (a quick check: 0.05)")
+    ap.add_argument("--warm-s", type=float, default=10.0, help="seconds of warm-up before each measured phase")
     ap.add_argument("--ray", type=int, default=0, help="replicas on Ray Serve (local mode) instead of nertool serve")
     args = ap.parse_args()
     sents = sentences()
     print(f"{len(sents)} sentences of 15-25 tokens (mean {sum(map(len, sents)) / len(sents):.1f})")
     rate = offline_rate(args.model, sents, args.threads, args.device, 5 * min(1.0, args.scale))
     print(f"offline, the network alone (Tagger.tag_sentences, batches of 256): {rate:,.0f} tokens/s")
+    # the load generator's collector then walks only its own objects, not torch's and the model's
+    # (a full collection over them stalls all 64 clients at once)
+    gc.collect()
+    gc.freeze()
     if args.ray:
         return on_ray(args, sents, rate)
     port = free_port()
     p = start(args.model, port, args, 256)
     try:
-        run_phases(port, sents, rate, args.scale, [p.pid, *children(p.pid)])
+        run_phases(port, sents, rate, args.scale, [p.pid, *children(p.pid)], args.warm_s)
         if args.soak_min:
             before = rss_mb(p.pid)
             laps, curve = [], [round(before)]
