@@ -310,3 +310,15 @@ def test_numbers_dates_scores_and_dashes_are_tokens_as_conll_writes_them():
                      "21-year-old", "1990s", "rally", "--", "1,000", "fans", "...", "at", "12:30", "in", "1996", "."]
     assert [t.text for t in tokenize("Shimokawa 's 1990's 'spirit'")] == ["Shimokawa", "'s", "1990", "'s", "'", "spirit", "'"]
     assert all(text[t.start:t.end] == t.text for t in tokenize(text))
+
+
+def test_padding_batches_to_a_length_multiple_changes_no_result(tagger):
+    """``length_multiple`` pads what the network sees (a bounded set of shapes for the service):
+    every result is the one of the unpadded batch."""
+    sents = [["Anna", "Berg", "visited", "New", "York", "on", "Monday", "."], ["Acme", "Corp"],
+             ["Oslo", "is", "cold", "in", "January", "and", "Anna", "Berg", "knows", "it", "."]]
+    plain = tagger.tag_sentences(sents, marginals=True, nbest=2)
+    for multiple in (2, 8, 13):
+        assert tagger.tag_sentences(sents, marginals=True, nbest=2, length_multiple=multiple) == plain
+    with pytest.raises(Exception, match="length_multiple"):
+        tagger.tag_sentences(sents, length_multiple=0)

@@ -155,7 +155,7 @@ class Tagger:
             features = self.features.table({w for s in sentences for w in s})
             batches = [b.to(self.device) for b in self.encoder.batches(
                 items, opts.batch_size, max_tokens=opts.batch_size * 50, rows=self.features.rows)]
-            scores = [self.model.emissions_from_features(b.words, features, b.char_index, b.mask) for b in batches]
+            scores = [self._emissions(b, features, opts.length_multiple) for b in batches]
             if opts.doc_context > 0 and documents is not None:
                 scores = adjusted_emissions(self.model.labels, list(zip(batches, scores)), sentences, documents,
                                             opts.doc_context, self.decoder.trans)
@@ -163,6 +163,16 @@ class Tagger:
                 for i, res in zip(batch.index, self.decoder.decode(em, batch.mask, opts)):
                     out[i] = res
         return out  # type: ignore[return-value]
+
+    def _emissions(self, b, features: torch.Tensor, multiple: int) -> torch.Tensor:
+        """The network's tag scores for batch ``b``: (batch, seq_len, num_tags); the network run on
+        the batch padded to a length that is a multiple of ``multiple``."""
+        width = b.mask.shape[1]
+        pad = -width % multiple
+        if pad == 0:
+            return self.model.emissions_from_features(b.words, features, b.char_index, b.mask)
+        grow = lambda t: torch.nn.functional.pad(t, (0, pad))  # noqa: E731 - zeros, False: padding
+        return self.model.emissions_from_features(grow(b.words), features, grow(b.char_index), grow(b.mask))[:, :width]
 
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
