@@ -345,7 +345,7 @@ def type_consistency(
 @functools.cache
 def scripted(name: str) -> Callable:
     """The function ``name`` of this module compiled by TorchScript (outputs bit-identical to the
-    eager function; a third less time for a batch of 32 sentences, most of it the per-step Python
+    eager function; 28% less time for a batch of 32 sentences: most of it is the per-step Python
     overhead of the recursions, BENCHMARKS.md 21.2), or the eager function itself where this torch
     cannot script it."""
     fn = globals()[name]
