@@ -26,7 +26,8 @@ TOKEN_PATTERN = (
 # Toyota's -> Toyota 's, don't -> do n't, they're -> they 're (English only: Dutch programma's is
 # one word, French l'homme splits the other way)
 ENGLISH_CLITICS = r"(?i)(?:n['’]t|['’](?:s|re|ve|ll|d|m))\Z"
-_PRE = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="isolated")
+# the pattern's matches are the pieces kept (invert), what lies between them (white space) is dropped
+_PRE = pre_tokenizers.Split(Regex(TOKEN_PATTERN), behavior="removed", invert=True)
 _CLITIC = re.compile(ENGLISH_CLITICS)
 
 
@@ -45,7 +46,7 @@ def tokenize(text: str, offset: int = 0, lang: str = "en") -> list[Token]:
     """Tokens of ``text``; offsets are shifted by ``offset``. English (``lang="en"``) also splits
     clitics off (``'s``, ``n't``, ``'re``...)."""
     toks = [_make(Token, (w, a + offset, b + offset)) for w, (a, b) in _PRE.pre_tokenize_str(text)
-            if w and not w.isspace()]
+            if w and not w.isspace()]  # (a control character the pattern takes for a token, Python for space)
     if lang == "en" and ("'" in text or "’" in text):  # one scan of the text; most sentences have none
         return _split_clitics(toks)
     return toks
