@@ -5,9 +5,9 @@ requests and a time limit per phase), and stops it with SIGTERM. Run alone on an
 
     .venv/bin/python scripts/bench_serve.py en-fast [--workers 1] [--threads 2] [--device cpu]
 
-Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), each after --warm-s
-(10) seconds of warm-up at its concurrency that is not counted; 256 clients against a queue of 16 (429s, not
-timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
+Phases: 1 client (latency), 8 clients (latency), 64 clients (tokens/s), each after --warm-s (10)
+seconds of warm-up at its concurrency that is not counted; 256 clients against a queue of 16
+(429s, not timeouts), and with --soak-min N a soak at 8 clients (RSS of the service).
 With ``--ray N``: the same first three phases against the app on Ray Serve (``nertool.serving.rayserve``,
 N replicas, Ray started here in local mode) instead of ``nertool serve``.
 Sentences: CoNLL-2003 test (../shared) of 15 to 25 tokens, each sent as one text.

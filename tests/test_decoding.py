@@ -180,16 +180,17 @@ def test_scripted_decoding_is_bit_identical_to_eager():
         pairs = [("viterbi", (em, mask, start, end, trans)), ("forward_backward", (em, mask, start, end, trans)),
                  ("nbest_viterbi", (em, mask, start, end, trans, 3))]
         for name, args in pairs:
-            eager, compiled = getattr(D, name)(*args), D.scripted(name)(*args)
-            assert D.scripted(name) is not getattr(D, name)
+            fn = getattr(D, name)
+            eager, compiled = fn(*args), D.scripted(fn)(*args)
+            assert D.scripted(fn) is not fn
             assert all(torch.equal(a, b) for a, b in zip(eager, compiled)), name
         alpha, beta, scale, _ = D.forward_backward(em, mask, start, end, trans)
-        assert torch.equal(D.posteriors(alpha, beta, mask), D.scripted("posteriors")(alpha, beta, mask))
+        assert torch.equal(D.posteriors(alpha, beta, mask), D.scripted(D.posteriors)(alpha, beta, mask))
         tags = D.viterbi(em, mask, start, end, trans)[0]
         spans = torch.tensor([[r, 0, int(lengths[r])] for r in range(batch)])
         cont = torch.tensor([-1] * k)
         args = (em, alpha, beta, scale, tags, spans, lengths, trans, cont)
-        assert torch.equal(D.span_marginals(*args), D.scripted("span_marginals")(*args))
+        assert torch.equal(D.span_marginals(*args), D.scripted(D.span_marginals)(*args))
 
 
 def test_scripted_falls_back_to_the_eager_function(monkeypatch):
@@ -201,6 +202,6 @@ def test_scripted_falls_back_to_the_eager_function(monkeypatch):
     D.scripted.cache_clear()
     monkeypatch.setattr(torch.jit, "script", fail)
     try:
-        assert D.scripted("viterbi") is D.viterbi
+        assert D.scripted(D.viterbi) is D.viterbi
     finally:
         D.scripted.cache_clear()

@@ -343,12 +343,11 @@ def type_consistency(
 
 
 @functools.cache
-def scripted(name: str) -> Callable:
-    """The function ``name`` of this module compiled by TorchScript (outputs bit-identical to the
-    eager function; 28% less time for a batch of 32 sentences: most of it is the per-step Python
-    overhead of the recursions, BENCHMARKS.md 21.2), or the eager function itself where this torch
-    cannot script it."""
-    fn = globals()[name]
+def scripted(fn: Callable) -> Callable:
+    """``fn`` (one of this module's functions) compiled by TorchScript (outputs bit-identical to
+    the eager function; 28% less time for a batch of 32 sentences: most of it is the per-step Python
+    overhead of the recursions, BENCHMARKS.md 21.2), or ``fn`` itself where this torch cannot
+    script it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit.script's deprecation notice

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import torch
 
 from nertool.data import tags as tagmod
-from nertool.model.decoding import forbid, scripted
+from nertool.model.decoding import (
+    forbid,
+    forward_backward,
+    nbest_viterbi,
+    posteriors,
+    scripted,
+    span_marginals,
+    viterbi,
+)
 from nertool.tag.options import TagOptions
 
 
@@ -44,7 +52,7 @@ class Decoder:
         self.marginal_labels = names
         self._marginal_index = torch.tensor(index, device=device)
         self._viterbi, self._forward_backward, self._posteriors_of, self._span_marginals, self._nbest = map(
-            scripted, ("viterbi", "forward_backward", "posteriors", "span_marginals", "nbest_viterbi"))
+            scripted, (viterbi, forward_backward, posteriors, span_marginals, nbest_viterbi))
 
     def decode(self, em: torch.Tensor, mask: torch.Tensor, opts: TagOptions) -> list[SentenceResult]:
         """Results for each row of a batch. ``em``: (batch, seq_len, num_tags) tag scores (document
