@@ -29,21 +29,25 @@ OPSET = 18
 
 
 class _BiLstmLayer(torch.autograd.Function):
-    """One bidirectional LSTM layer over padded sentences: (batch, seq_len, input) and lengths
-    (batch,) -> (batch, seq_len, 2 * hidden). Runs as :func:`unpacked_birnn`; exports as ONNX's own
-    LSTM with ``sequence_lens`` (each sentence read backwards from its own end, zeros past it)."""
+    """One bidirectional LSTM layer over padded sentences, time-major: (seq_len, batch, input) and
+    lengths (batch,) -> (seq_len, batch, 2 * hidden). Runs as :func:`unpacked_birnn`; exports as two
+    of ONNX's own one-way LSTMs with ``sequence_lens`` (the reverse one reads each sentence backwards
+    from its own end, zeros past it), side by side: ONNX Runtime runs the two faster than one
+    bidirectional node (BENCHMARKS.md 22.1)."""
 
     @staticmethod
-    def forward(ctx, x, lengths, w, r, b, hidden: int, *torch_weights):
-        return unpacked_birnn(x, lengths, list(torch_weights), True, 1, hidden, True)
+    def forward(ctx, x, lengths, wf, rf, bf, wb, rb, bb, hidden: int, *torch_weights):
+        return unpacked_birnn(x.transpose(0, 1), lengths, list(torch_weights), True, 1, hidden, True).transpose(0, 1)
 
     @staticmethod
-    def symbolic(g, x, lengths, w, r, b, hidden, *torch_weights):
-        xt = g.op("Transpose", x, perm_i=[1, 0, 2])  # shape: (seq_len, batch, input)
+    def symbolic(g, x, lengths, wf, rf, bf, wb, rb, bb, hidden, *torch_weights):
         lens = g.op("Cast", lengths, to_i=6)  # int32
-        y, _, _ = g.op("LSTM", xt, w, r, b, lens, hidden_size_i=hidden, direction_s="bidirectional", outputs=3)
-        y = g.op("Transpose", y, perm_i=[2, 0, 1, 3])  # shape: (batch, seq_len, 2, hidden)
-        return g.op("Reshape", y, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
+        axis = g.op("Constant", value_t=torch.tensor([1]))
+        ys = []
+        for w, r, b, direction in ((wf, rf, bf, "forward"), (wb, rb, bb, "reverse")):
+            y, _, _ = g.op("LSTM", x, w, r, b, lens, hidden_size_i=hidden, direction_s=direction, outputs=3)
+            ys.append(g.op("Squeeze", y, axis))  # shape: (seq_len, batch, hidden)
+        return g.op("Concat", *ys, axis_i=2)
 
 
 def _onnx_lstm_weights(rnn: nn.LSTM, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,8 +66,8 @@ def _onnx_lstm_weights(rnn: nn.LSTM, layer: int) -> tuple[torch.Tensor, torch.Te
 
 class _Emissions(nn.Module):
     """(words, chars, char_index, mask) -> emissions (batch, seq_len, num_tags), with sentence
-    lengths in place of packed sequences (ONNX's bidirectional LSTM with ``sequence_lens``; a GRU as
-    :func:`unpacked_birnn`)."""
+    lengths in place of packed sequences (an LSTM as ONNX's own, time-major, with ``sequence_lens``;
+    a GRU as :func:`unpacked_birnn`)."""
 
     def __init__(self, emitter: Emitter):
         super().__init__()
@@ -72,24 +76,28 @@ class _Emissions(nn.Module):
         if self.native:
             for layer in range(emitter.rnn.num_layers):
                 w, r, b = _onnx_lstm_weights(emitter.rnn, layer)
-                self.register_buffer(f"w{layer}", w)
-                self.register_buffer(f"r{layer}", r)
-                self.register_buffer(f"b{layer}", b)
+                for d, side in enumerate("fb"):  # forward, backward: shapes (1, 4h, input), (1, 4h, h), (1, 8h)
+                    self.register_buffer(f"w{layer}{side}", w[d : d + 1])
+                    self.register_buffer(f"r{layer}{side}", r[d : d + 1])
+                    self.register_buffer(f"b{layer}{side}", b[d : d + 1])
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
         e = self.e
-        x = torch.cat([e.embed_words(words), F.embedding(char_index, e.word_features(chars))], dim=2)
         lengths = mask.long().sum(1)  # shape: (batch,)
         rnn = e.rnn
-        if self.native:
+        if self.native:  # time-major: only the ids, the character rows and the emissions are transposed
+            x = torch.cat([e.embed_words(words.t()), F.embedding(char_index, e.word_features(chars)).transpose(0, 1)],
+                          dim=2)  # shape: (seq_len, batch, input_dim)
             out = x
             for layer in range(rnn.num_layers):
                 per_layer = rnn._flat_weights[8 * layer : 8 * layer + 8]
-                out = _BiLstmLayer.apply(out, lengths, getattr(self, f"w{layer}"), getattr(self, f"r{layer}"),
-                                         getattr(self, f"b{layer}"), rnn.hidden_size, *per_layer)
-        else:
-            out = unpacked_birnn(x, lengths, rnn._flat_weights, e.is_lstm, rnn.num_layers, rnn.hidden_size, rnn.bias)
+                own = [getattr(self, f"{kind}{layer}{side}") for side in "fb" for kind in "wrb"]
+                out = _BiLstmLayer.apply(out, lengths, *own, rnn.hidden_size, *per_layer)
+            out = out * mask.t().unsqueeze(2).to(out.dtype)  # shape: (seq_len, batch, 2 * hidden)
+            return e.emit(out).transpose(0, 1)  # shape: (batch, seq_len, num_tags)
+        x = torch.cat([e.embed_words(words), F.embedding(char_index, e.word_features(chars))], dim=2)
+        out = unpacked_birnn(x, lengths, rnn._flat_weights, e.is_lstm, rnn.num_layers, rnn.hidden_size, rnn.bias)
         out = out * mask.unsqueeze(2).to(out.dtype)  # shape: (batch, seq_len, 2 * hidden)
         return e.emit(out)  # shape: (batch, seq_len, num_tags)
 
