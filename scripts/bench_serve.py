@@ -213,6 +213,23 @@ def on_ray(args, sents: list[list[str]], rate: float) -> None:
         ray.shutdown()
 
 
+def server_stack() -> str:
+    """uvicorn's version and what it runs on in this environment (the service's): httptools or
+    h11, uvloop or asyncio's own loop (each picked when installed)."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    def found(name: str) -> bool:
+        try:
+            return find_spec(name) is not None and bool(__import__(name))
+        except ImportError:
+            return False
+
+    http = "httptools" if found("httptools") else "h11"
+    loop = "uvloop" if found("uvloop") else "asyncio's loop"
+    return f"uvicorn {version('uvicorn')}, HTTP parser {http}, event loop {loop}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default="en-fast")
@@ -225,6 +242,7 @@ def main() -> None:
     ap.add_argument("--ray", type=int, default=0, help="replicas on Ray Serve (local mode) instead of nertool serve")
     args = ap.parse_args()
     sents = sentences()
+    print(server_stack())
     print(f"{len(sents)} sentences of 15-25 tokens (mean {sum(map(len, sents)) / len(sents):.1f})")
     rate = offline_rate(args.model, sents, args.threads, args.device, 5 * min(1.0, args.scale))
     print(f"offline, the network alone (Tagger.tag_sentences, batches of 256): {rate:,.0f} tokens/s")
