@@ -38,9 +38,10 @@ from nertool.tag.output import document_record
 log = logging.getLogger("nertool.serve")
 ENV_CONFIG = "NERTOOL_SERVE_CONFIG"  # the settings, as JSON, for each uvicorn worker process
 ENV_API_KEY = "NERTOOL_API_KEY"
-# batches padded to a multiple of 8 tokens: a bounded set of shapes, whose oneDNN kernels all stay
-# in the kernel cache, so memory stops growing once they are made (BENCHMARKS.md 21.10)
-LENGTH_MULTIPLE = 8
+# batches padded to a multiple of 8 sentences: fewer shapes, whose oneDNN kernels then stay in the
+# kernel cache, so memory stops growing once they are made (BENCHMARKS.md 21.10, 22.3); padding rows
+# is nearly free, where padding lengths (8 tokens, 21.10) cost LSTM steps
+ROW_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ class Service:
             return e.status, _error_body(e.message), e.headers
         opts = TagOptions(nbest=req.nbest, scores=req.scores or req.format == "hf", marginals=req.marginals,
                           doc_context=req.doc_context, batch_size=c.batch_size, lang=c.lang,
-                          length_multiple=LENGTH_MULTIPLE)
+                          row_multiple=ROW_MULTIPLE)
         texts = [req.text] if req.text is not None else req.texts
         render = _hf if req.format == "hf" else _record
         try:

@@ -155,7 +155,7 @@ class Tagger:
             features = self.features.table({w for s in sentences for w in s})
             batches = [b.to(self.device) for b in self.encoder.batches(
                 items, opts.batch_size, max_tokens=opts.batch_size * 50, rows=self.features.rows)]
-            scores = [self._emissions(b, features, opts.length_multiple) for b in batches]
+            scores = [self._emissions(b, features, opts) for b in batches]
             if opts.doc_context > 0 and documents is not None:
                 scores = adjusted_emissions(self.model.labels, list(zip(batches, scores)), sentences, documents,
                                             opts.doc_context, self.decoder.trans)
@@ -164,15 +164,19 @@ class Tagger:
                     out[i] = res
         return out  # type: ignore[return-value]
 
-    def _emissions(self, b, features: torch.Tensor, multiple: int) -> torch.Tensor:
+    def _emissions(self, b, features: torch.Tensor, opts: TagOptions) -> torch.Tensor:
         """The network's tag scores for batch ``b``: (batch, seq_len, num_tags); the network run on
-        the batch padded to a length that is a multiple of ``multiple``."""
-        width = b.mask.shape[1]
-        pad = -width % multiple
-        if pad == 0:
+        the batch padded to a length and a number of rows that are multiples of
+        ``opts.length_multiple`` and ``opts.row_multiple`` (padding rows: empty sentences)."""
+        rows, width = b.mask.shape
+        pad_len, pad_rows = -width % opts.length_multiple, -rows % opts.row_multiple
+        if pad_len == 0 and pad_rows == 0:
             return self.model.emissions_from_features(b.words, features, b.char_index, b.mask)
-        grow = lambda t: torch.nn.functional.pad(t, (0, pad))  # noqa: E731 - zeros, False: padding
-        return self.model.emissions_from_features(grow(b.words), features, grow(b.char_index), grow(b.mask))[:, :width]
+        grow = lambda t: torch.nn.functional.pad(t, (0, pad_len, 0, pad_rows))  # noqa: E731 - zeros, False: padding
+        mask = grow(b.mask)
+        mask[rows:, 0] = True  # a padding row is one token long (some networks refuse length 0)
+        em = self.model.emissions_from_features(grow(b.words), features, grow(b.char_index), mask)
+        return em[:rows, :width]
 
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
