@@ -75,7 +75,7 @@ def test_tags_equal_the_eager_model_at_lengths_1_to_512_and_batches_1_to_256(tin
 
 
 @pytest.mark.parametrize("change", [dict(num_layers=2, case_features=False), dict(rnn="gru", char_encoder="none"),
-                                    dict(cased_words=True, hidden_size=8)])
+                                    dict(cased_words=True, hidden_size=8), dict(char_kernel=4), dict(char_kernel=5)])
 def test_other_network_shapes_export_to_the_same_emissions(tiny_model, tmp_path, change):
     bundle = load(tiny_model)
     cfg = dataclasses.replace(bundle.model.config, **change)
