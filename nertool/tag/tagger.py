@@ -167,7 +167,7 @@ class Tagger:
     def _emissions(self, b, features: torch.Tensor, opts: TagOptions) -> torch.Tensor:
         """The network's tag scores for batch ``b``: (batch, seq_len, num_tags); the network run on
         the batch padded to a length and a number of rows that are multiples of
-        ``opts.length_multiple`` and ``opts.row_multiple`` (padding rows: empty sentences)."""
+        ``opts.length_multiple`` and ``opts.row_multiple`` (a padding row: one padding token)."""
         rows, width = b.mask.shape
         pad_len, pad_rows = -width % opts.length_multiple, -rows % opts.row_multiple
         if pad_len == 0 and pad_rows == 0:
