@@ -64,15 +64,26 @@ def _onnx_lstm_weights(rnn: nn.LSTM, layer: int) -> tuple[torch.Tensor, torch.Te
     return torch.stack(ws), torch.stack(rs), torch.stack(bs)
 
 
-def _char_cnn(cnn: CharCNN, chars: torch.Tensor, window_weight: torch.Tensor) -> torch.Tensor:
-    """:class:`CharCNN` as ONNX Runtime runs it fastest: each character's window of ``kernel``
-    embeddings side by side, one MatMul with the filters (``window_weight``: (kernel * dim,
-    filters)), padding characters pushed down by an added -1e4, the maximum over the characters.
+def _char_tables(cnn: CharCNN) -> torch.Tensor:
+    """The character CNN's embeddings multiplied by each kernel position's filters: (kernel,
+    n_chars + 1, filters), ``tables[j, ch] = embed(ch) @ weight[:, :, j].T``; the last row is zeros
+    (the convolution's own zero padding around a word)."""
+    w = cnn.conv.weight.detach()  # shape: (filters, dim, kernel)
+    emb = cnn.embed.weight.detach()  # shape: (n_chars, dim)
+    tables = torch.einsum("cd,fdk->kcf", emb, w)
+    return torch.cat([tables, tables.new_zeros(tables.shape[0], 1, tables.shape[2])], dim=1)
+
+
+def _char_cnn(cnn: CharCNN, chars: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """:class:`CharCNN` as ONNX Runtime runs it fastest: the convolution as a sum of ``kernel``
+    row lookups in :func:`_char_tables` (one per window position, no multiplication left at run
+    time), padding characters pushed down by an added -1e4, the maximum over the characters.
     chars: (words, max_chars) -> (words, filters), the same values as the module's (up to rounding)."""
-    c, k = chars.shape[1], cnn.conv.kernel_size[0]
-    x = F.pad(cnn.embed(chars), (0, 0, k // 2, k // 2))  # shape: (words, max_chars + 2 * (kernel // 2), dim)
-    windows = torch.cat([x[:, j : j + c] for j in range(k)], dim=2)  # shape: (words, max_chars, kernel * dim)
-    y = windows @ window_weight + cnn.conv.bias  # shape: (words, max_chars, filters)
+    c, k = chars.shape[1], tables.shape[0]
+    ids = F.pad(chars, (k // 2, k // 2), value=tables.shape[1] - 1)  # the zero row around each word
+    y = cnn.conv.bias + F.embedding(ids[:, 0:c], tables[0])  # shape: (words, max_chars, filters)
+    for j in range(1, k):
+        y = y + F.embedding(ids[:, j : j + c], tables[j])
     y = y + (chars == 0).unsqueeze(2).to(y.dtype) * -1e4
     out = y.max(1).values  # shape: (words, filters)
     return out * (chars[:, :1] != 0).to(out.dtype)  # the empty (padding) word: zeros
@@ -88,9 +99,8 @@ class _Emissions(nn.Module):
         self.e = emitter
         self.native = emitter.is_lstm and emitter.rnn.bias
         self.cnn = isinstance(emitter.chars, CharCNN)
-        if self.cnn:  # Conv1d weight (filters, dim, kernel) -> (kernel * dim, filters), window order
-            w = emitter.chars.conv.weight.detach()
-            self.register_buffer("char_window_weight", w.permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous())
+        if self.cnn:
+            self.register_buffer("char_tables", _char_tables(emitter.chars))
         if self.native:
             for layer in range(emitter.rnn.num_layers):
                 w, r, b = _onnx_lstm_weights(emitter.rnn, layer)
@@ -104,7 +114,7 @@ class _Emissions(nn.Module):
         e = self.e
         if not self.cnn:
             return e.word_features(chars)
-        return torch.cat([_char_cnn(e.chars, chars, self.char_window_weight), e.case(chars)], dim=1)
+        return torch.cat([_char_cnn(e.chars, chars, self.char_tables), e.case(chars)], dim=1)
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor, char_index: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
@@ -173,7 +183,7 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
     i64 = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
     scalar = lambda name, kind, v: helper.make_tensor(name, kind, [], [v])  # noqa: E731
     return [
-        f32("crf_start", start), f32("crf_end", end), f32("crf_trans3", transitions.unsqueeze(0)),
+        f32("crf_start", start), f32("crf_end", end), f32("crf_trans3", transitions.t().unsqueeze(0)),
         i64("ax0", [0]), i64("ax1", [1]), i64("ax2", [2]), i64("one_1d", [1]), i64("big_1d", [2**62]),
         i64("zero_1d_lo", [0]), i64("minus_one_1d", [-1]), i64("pad_em", [0, 0, 0, 0, 1, 0]), i64("pad_mask", [0, 0, 0, 1]),
         scalar("zero", TensorProto.INT64, 0), scalar("one", TensorProto.INT64, 1),
@@ -184,8 +194,10 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
 
 def _forward_body():
     """One step of the max-product pass: states score (batch, tags) and offset (batch,) float64;
-    inputs e_t (batch, tags), m_t (batch,), t (); out the new states and the backpointers. Every 32
-    steps (an ``If``, so the other steps run none of it) the scores' maximum is taken out."""
+    inputs e_t (batch, tags), keep_t (batch, 1) (the sentence goes on here) and shift_t () (a
+    32nd step); out the new states and the backpointers (batch, tags). The scores are laid out
+    (batch, next, previous), so that both reductions run over the innermost axis. At every 32nd
+    step (an ``If``, so the other steps run none of it) the scores' maximum is taken out."""
     from onnx import TensorProto, helper
 
     n, v = helper.make_node, helper.make_tensor_value_info
@@ -194,9 +206,9 @@ def _forward_body():
             n("ReduceMax", ["best1", "ax1"], ["row_max"], keepdims=1),
             n("Max", ["row_max", "floor"], ["row_max_c"]),  # shape: (batch, 1)
             n("Sub", ["best1", "row_max_c"], ["best_s"]),
-            n("Squeeze", ["row_max_c", "ax1"], ["shift_b"]),
-            n("Where", ["m_t", "shift_b", "zero_f"], ["taken"]),
-            n("Cast", ["taken"], ["taken_d"], to=TensorProto.DOUBLE),
+            n("Where", ["keep_t", "row_max_c", "zero_f"], ["taken"]),
+            n("Squeeze", ["taken", "ax1"], ["taken_b"]),
+            n("Cast", ["taken_b"], ["taken_d"], to=TensorProto.DOUBLE),
             n("Add", ["offset_in", "taken_d"], ["offset_s"]),
         ],
         "shift", [], [v("best_s", TensorProto.FLOAT, None), v("offset_s", TensorProto.DOUBLE, None)],
@@ -207,20 +219,17 @@ def _forward_body():
     )
     return helper.make_graph(
         [
-            n("Unsqueeze", ["score_in", "ax2"], ["s3"]),
-            n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, prev, next)
-            n("ReduceMax", ["nxt", "ax1"], ["best0"], keepdims=0),
-            n("ArgMax", ["nxt"], ["idx_out"], axis=1, keepdims=0),
+            n("Unsqueeze", ["score_in", "ax1"], ["s3"]),  # shape: (batch, 1, prev)
+            n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, next, prev)
+            n("ReduceMax", ["nxt", "ax2"], ["best0"], keepdims=0),
+            n("ArgMax", ["nxt"], ["idx_out"], axis=2, keepdims=0),
             n("Add", ["best0", "e_t"], ["best1"]),
-            n("Mod", ["t", "thirty_two"], ["t_mod"]),
-            n("Equal", ["t_mod", "zero"], ["shift_now"]),
-            n("If", ["shift_now"], ["best", "offset_out"], then_branch=shift, else_branch=keep),
-            n("Unsqueeze", ["m_t", "ax1"], ["keep_t"]),
+            n("If", ["shift_t"], ["best", "offset_out"], then_branch=shift, else_branch=keep),
             n("Where", ["keep_t", "best", "score_in"], ["score_out"]),
         ],
         "viterbi_forward",
         [v("score_in", TensorProto.FLOAT, None), v("offset_in", TensorProto.DOUBLE, None),
-         v("e_t", TensorProto.FLOAT, None), v("m_t", TensorProto.BOOL, None), v("t", TensorProto.INT64, None)],
+         v("e_t", TensorProto.FLOAT, None), v("keep_t", TensorProto.BOOL, None), v("shift_t", TensorProto.BOOL, None)],
         [v("score_out", TensorProto.FLOAT, None), v("offset_out", TensorProto.DOUBLE, None),
          v("idx_out", TensorProto.INT64, None)],
     )
@@ -274,7 +283,10 @@ def _viterbi_nodes() -> list:
         n("Slice", ["all_positions", "zero_1d_lo", "minus_one_1d", "ax0"], ["back_positions"]),
         n("Shape", ["em0"], ["batch_1d"], start=0, end=1),
         n("ConstantOfShape", ["batch_1d"], ["offset0"], value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0])),
-        n("Scan", ["score0", "offset0", "em_rest", "mask_rest", "positions"], ["score_last", "offset", "history"],
+        n("Unsqueeze", ["mask_rest", "ax2"], ["keep_rest"]),  # shape: (seq_len, batch, 1)
+        n("Mod", ["positions", "thirty_two"], ["positions_mod"]),
+        n("Equal", ["positions_mod", "zero"], ["shift_rest"]),  # shape: (seq_len,): every 32nd step
+        n("Scan", ["score0", "offset0", "em_rest", "keep_rest", "shift_rest"], ["score_last", "offset", "history"],
           num_scan_inputs=3, body=_forward_body()),
         n("Add", ["score_last", "crf_end"], ["final"]),
         n("ReduceMax", ["final", "ax1"], ["best_f"], keepdims=0),
