@@ -9,6 +9,7 @@ nothing, so the loop has one code path.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import os
 import sys
@@ -98,12 +99,23 @@ class Group:
         """Each value summed over the ranks."""
         return self._reduce(list(values))
 
+    def finish(self) -> None:
+        """Wait until every rank has finished (the main rank writes the model and its report after
+        the last collective), so that no rank takes its process group down under another."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def close(self) -> None:
+        """Take the process group down, and with it the communication threads (collected now,
+        while the interpreter is whole: left to its shutdown, a rank could abort on exit)."""
         if self.distributed:
             import torch.distributed as dist
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+            gc.collect()
 
 
 SOLO = Group()

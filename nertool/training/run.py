@@ -33,6 +33,7 @@ def run_training(corpus: str, dev: Path | None, test: Path | None, config: Confi
         try:
             result = train(c, config, out, report, corpus_info=info, resume=resume or auto_resume,
                            device=rank_device(group, device), force=force, group=group)
+            group.finish()
         finally:
             if group.is_main and hasattr(report, "stop"):
                 report.stop()
