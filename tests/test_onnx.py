@@ -103,9 +103,9 @@ def test_the_tagger_the_cli_and_evaluate_read_the_file(tiny_model, tiny_corpus, 
     assert [r.tags for r in via] == [r.tags for r in eager]
     for a, b in zip(via, eager):  # confidences and n-best come from nertool's decoder on the file's emissions
         assert [round(p, 4) for _, p in a.nbest] == [round(p, 4) for _, p in b.nbest]
-    # batches padded as the service pads them (rows of one padding token, longer lengths): the same
+    # batches padded as the service pads them (rows of one padding token): the same
     onnx_tagger = Tagger.load(str(onnx_file))
-    assert onnx_tagger.tag_sentences(sents, nbest=2, length_multiple=8, row_multiple=8) == via
+    assert onnx_tagger.tag_sentences(sents, nbest=2, row_multiple=8) == via
     r1 = run_cli("evaluate", onnx_file, tiny_corpus["test"], "--json")
     r2 = run_cli("evaluate", tiny_model, tiny_corpus["test"], "--json")
     assert r1.returncode == 0, r1.stderr

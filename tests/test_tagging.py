@@ -312,14 +312,13 @@ def test_numbers_dates_scores_and_dashes_are_tokens_as_conll_writes_them():
     assert all(text[t.start:t.end] == t.text for t in tokenize(text))
 
 
-def test_padding_batches_to_length_and_row_multiples_changes_no_result(tagger):
-    """``length_multiple`` and ``row_multiple`` pad what the network sees (fewer shapes for the
-    service): every result is the one of the unpadded batch."""
+def test_padding_batches_to_a_row_multiple_changes_no_result(tagger):
+    """``row_multiple`` pads what the network sees (fewer shapes for the service): every result
+    is the one of the unpadded batch."""
     sents = [["Anna", "Berg", "visited", "New", "York", "on", "Monday", "."], ["Acme", "Corp"],
              ["Oslo", "is", "cold", "in", "January", "and", "Anna", "Berg", "knows", "it", "."]]
     plain = tagger.tag_sentences(sents, marginals=True, nbest=2)
-    for length, rows in ((2, 1), (8, 1), (13, 1), (1, 2), (1, 8), (8, 8), (13, 5)):
-        assert tagger.tag_sentences(sents, marginals=True, nbest=2, length_multiple=length, row_multiple=rows) == plain
-    for name in ("length_multiple", "row_multiple"):
-        with pytest.raises(Exception, match=name):
-            tagger.tag_sentences(sents, **{name: 0})
+    for rows in (2, 5, 8, 13):
+        assert tagger.tag_sentences(sents, marginals=True, nbest=2, row_multiple=rows) == plain
+    with pytest.raises(Exception, match="row_multiple"):
+        tagger.tag_sentences(sents, row_multiple=0)

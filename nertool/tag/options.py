@@ -20,19 +20,18 @@ class TagOptions:
     ``nbest``: also the K best label sequences with their probabilities; ``scores``: CRF
     marginal confidences of spans and tokens (off: Viterbi only, faster); ``marginals``: each
     token's distribution over the output labels; ``doc_context`` > 0: the mentions of a name
-    within a document pulled towards one entity type, with this weight. ``length_multiple`` and
-    ``row_multiple`` > 1: the network sees each batch padded to a length, and to a number of
-    sentences, that is a multiple of them (the results are the same): a long-running process then
-    meets fewer batch shapes, and oneDNN, which prepares and keeps a kernel per shape, prepares
-    fewer (the service pads rows to 8: nearly free, where padding lengths costs steps)."""
+    within a document pulled towards one entity type, with this weight. ``row_multiple`` > 1: the
+    network sees each batch padded to a number of sentences that is a multiple of it (the results
+    are the same): a long-running process then meets fewer batch shapes, and oneDNN, which prepares
+    and keeps a kernel per shape, prepares fewer (the service uses 8; padding rows is nearly free,
+    where padding lengths cost LSTM steps, BENCHMARKS.md 22.3)."""
 
     nbest: int = 0
     scores: bool = True
     marginals: bool = False
     doc_context: float = 0.0
     batch_size: int = 256
-    length_multiple: int = 1  # each batch padded to a length that is a multiple of this (see above)
-    row_multiple: int = 1  # and to a number of sentences that is a multiple of this
+    row_multiple: int = 1  # each batch padded to a number of sentences that is a multiple of this
     lang: str = "en"  # of the text, for sentence splitting
     input_format: str = "auto"
     output_format: str = "jsonl"
@@ -45,9 +44,8 @@ class TagOptions:
             raise ConfigError(f"nbest must be between 0 and {MAX_NBEST}, got {self.nbest}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        for name in ("length_multiple", "row_multiple"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.row_multiple < 1:
+            raise ConfigError(f"row_multiple must be at least 1, got {self.row_multiple}")
         if not (math.isfinite(self.doc_context) and self.doc_context >= 0):
             raise ConfigError(f"doc_context must be a finite non-negative number, got {self.doc_context}")
         if self.input_format not in INPUT_FORMATS:

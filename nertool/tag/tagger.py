@@ -166,17 +166,16 @@ class Tagger:
 
     def _emissions(self, b, features: torch.Tensor, opts: TagOptions) -> torch.Tensor:
         """The network's tag scores for batch ``b``: (batch, seq_len, num_tags); the network run on
-        the batch padded to a length and a number of rows that are multiples of
-        ``opts.length_multiple`` and ``opts.row_multiple`` (a padding row: one padding token)."""
-        rows, width = b.mask.shape
-        pad_len, pad_rows = -width % opts.length_multiple, -rows % opts.row_multiple
-        if pad_len == 0 and pad_rows == 0:
+        the batch padded to a number of rows that is a multiple of ``opts.row_multiple`` (a padding
+        row: one padding token)."""
+        rows = b.mask.shape[0]
+        pad = -rows % opts.row_multiple
+        if pad == 0:
             return self.model.emissions_from_features(b.words, features, b.char_index, b.mask)
-        grow = lambda t: torch.nn.functional.pad(t, (0, pad_len, 0, pad_rows))  # noqa: E731 - zeros, False: padding
+        grow = lambda t: torch.nn.functional.pad(t, (0, 0, 0, pad))  # noqa: E731 - zeros, False: padding
         mask = grow(b.mask)
         mask[rows:, 0] = True  # a padding row is one token long (some networks refuse length 0)
-        em = self.model.emissions_from_features(grow(b.words), features, grow(b.char_index), mask)
-        return em[:rows, :width]
+        return self.model.emissions_from_features(grow(b.words), features, grow(b.char_index), mask)[:rows]
 
     def clear_cache(self) -> None:
         """Forget the per-word character features computed so far (they are recomputed on demand)."""
