@@ -216,14 +216,15 @@ def on_ray(args, sents: list[list[str]], rate: float) -> None:
 def server_stack() -> str:
     """uvicorn's version and what it runs on in this environment (the service's): httptools or
     h11, uvloop or asyncio's own loop (each picked when installed)."""
+    from importlib import import_module
     from importlib.metadata import version
-    from importlib.util import find_spec
 
     def found(name: str) -> bool:
         try:
-            return find_spec(name) is not None and bool(__import__(name))
+            import_module(name)
         except ImportError:
             return False
+        return True
 
     http = "httptools" if found("httptools") else "h11"
     loop = "uvloop" if found("uvloop") else "asyncio's loop"
