@@ -49,40 +49,41 @@ def viterbi(
     Tags past a sentence's length are undefined. Any float dtype in; float32 (float64 for
     float64) inside, the scores shifted by their maximum every 32 steps so that rounding does not
     grow with the length.
+
+    The forward pass keeps each step's scores and takes maxima only, no arg-maxima (torch's
+    reductions with indices over a few tags cost several times more, BENCHMARKS.md 23.1); the
+    backtrace recomputes the one arg-maximum it follows at each step from the same sums.
     """
     emissions = _work(emissions)
     start, end, transitions = start.to(emissions.dtype), end.to(emissions.dtype), transitions.to(emissions.dtype)
     batch, seq_len, num_tags = emissions.shape
-    lengths = mask.long().sum(1)  # shape: (batch,)
-    score = start.unsqueeze(0) + emissions[:, 0]  # shape: (batch, num_tags)
+    steps = emissions.permute(1, 2, 0).contiguous().unbind(0)  # each (num_tags, batch): tags first
+    keeps = mask.t().unsqueeze(1).unbind(0)  # each (1, batch)
+    score = start.unsqueeze(1) + steps[0]  # shape: (num_tags, batch)
     offset = torch.zeros(batch, dtype=torch.float64, device=emissions.device)  # the shifts taken out
-    history: list[torch.Tensor] = []
-    trans = transitions.unsqueeze(0)  # shape: (1, num_tags, num_tags)
-    steps = emissions.unbind(1)  # each (batch, num_tags): slices taken once, not per step
-    keeps = mask.unsqueeze(2).unbind(1)  # each (batch, 1)
+    trans = transitions.unsqueeze(2)  # shape: (num_tags_prev, num_tags_next, 1)
+    history: list[torch.Tensor] = []  # the scores before each step
     full = bool(mask.all())  # no padding (one sentence, say): every step moves every row on
     for t in range(1, seq_len):
-        # shape: (batch, num_tags_prev, num_tags_next)
-        nxt = score.unsqueeze(2) + trans
-        best, idx = nxt.max(1)  # shape: (batch, num_tags) each
-        best = best + steps[t]
+        history.append(score)
+        # shape: (num_tags_prev, num_tags_next, batch) -> (num_tags_next, batch)
+        best = (score.unsqueeze(1) + trans).amax(0) + steps[t]
         keep = keeps[t]
         if t % 32 == 0:  # every 32 steps, take the scores' maximum out (into float64)
-            shift = best.amax(1, keepdim=True).clamp(min=-1e30)  # shape: (batch, 1)
+            shift = best.amax(0, keepdim=True).clamp(min=-1e30)  # shape: (1, batch)
             best = best - shift
-            offset = offset + torch.where(keep[:, 0], shift[:, 0], torch.zeros_like(shift[:, 0])).double()
+            offset = offset + torch.where(keep[0], shift[0], torch.zeros_like(shift[0])).double()
         score = best if full else torch.where(keep, best, score)
-        history.append(idx)
-    score = score + end.unsqueeze(0)
-    best_score, last = score.max(1)  # shape: (batch,)
-    tags = torch.empty(batch, seq_len, dtype=torch.long, device=emissions.device)
-    cur = last
-    tags[:, seq_len - 1] = cur
+    best_score, cur = (score + end.unsqueeze(1)).max(0)  # shape: (batch,) each
+    path = [cur]
+    moves = mask.t().unbind(0)  # each (batch,): position t is a real token
     for t in range(seq_len - 2, -1, -1):
-        prev = history[t].gather(1, cur.unsqueeze(1)).squeeze(1)  # shape: (batch,)
-        cur = prev if full else torch.where(lengths > t + 1, prev, cur)
-        tags[:, t] = cur
-    return tags, best_score.double() + offset
+        # the same sums as the forward step's, for the tag followed: (num_tags_prev, batch)
+        prev = (history[t] + transitions.index_select(1, cur)).max(0)[1]  # shape: (batch,)
+        cur = prev if full else torch.where(moves[t + 1], prev, cur)
+        path.append(cur)
+    path.reverse()
+    return torch.stack(path, 1), best_score.double() + offset
 
 
 def _log_step(x: torch.Tensor, exp_mats: torch.Tensor, t_max: float, mats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
