@@ -184,6 +184,7 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
     scalar = lambda name, kind, v: helper.make_tensor(name, kind, [], [v])  # noqa: E731
     return [
         f32("crf_start", start), f32("crf_end", end), f32("crf_trans3", transitions.t().unsqueeze(0)),
+        f32("crf_trans_t", transitions.t()),
         i64("ax0", [0]), i64("ax1", [1]), i64("ax2", [2]), i64("one_1d", [1]), i64("big_1d", [2**62]),
         i64("zero_1d_lo", [0]), i64("minus_one_1d", [-1]), i64("pad_em", [0, 0, 0, 0, 1, 0]), i64("pad_mask", [0, 0, 0, 1]),
         scalar("zero", TensorProto.INT64, 0), scalar("one", TensorProto.INT64, 1),
@@ -195,9 +196,11 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
 def _forward_body():
     """One step of the max-product pass: states score (batch, tags) and offset (batch,) float64;
     inputs e_t (batch, tags), keep_t (batch, 1) (the sentence goes on here) and shift_t () (a
-    32nd step); out the new states and the backpointers (batch, tags). The scores are laid out
-    (batch, next, previous), so that both reductions run over the innermost axis. At every 32nd
-    step (an ``If``, so the other steps run none of it) the scores' maximum is taken out."""
+    32nd step); out the new states and the scores it started from (batch, tags), from which the
+    backtrack recomputes the one arg-maximum it follows (as :func:`nertool.model.decoding.viterbi`
+    does). The sums are laid out (batch, next, previous), so that the reduction runs over the
+    innermost axis. At every 32nd step (an ``If``, so the other steps run none of it) the scores'
+    maximum is taken out."""
     from onnx import TensorProto, helper
 
     n, v = helper.make_node, helper.make_tensor_value_info
@@ -222,7 +225,7 @@ def _forward_body():
             n("Unsqueeze", ["score_in", "ax1"], ["s3"]),  # shape: (batch, 1, prev)
             n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, next, prev)
             n("ReduceMax", ["nxt", "ax2"], ["best0"], keepdims=0),
-            n("ArgMax", ["nxt"], ["idx_out"], axis=2, keepdims=0),
+            n("Identity", ["score_in"], ["h_out"]),
             n("Add", ["best0", "e_t"], ["best1"]),
             n("If", ["shift_t"], ["best", "offset_out"], then_branch=shift, else_branch=keep),
             n("Where", ["keep_t", "best", "score_in"], ["score_out"]),
@@ -231,27 +234,29 @@ def _forward_body():
         [v("score_in", TensorProto.FLOAT, None), v("offset_in", TensorProto.DOUBLE, None),
          v("e_t", TensorProto.FLOAT, None), v("keep_t", TensorProto.BOOL, None), v("shift_t", TensorProto.BOOL, None)],
         [v("score_out", TensorProto.FLOAT, None), v("offset_out", TensorProto.DOUBLE, None),
-         v("idx_out", TensorProto.INT64, None)],
+         v("h_out", TensorProto.FLOAT, None)],
     )
 
 
 def _backtrack_body():
-    """One step back: state cur (batch,); inputs the backpointers of position tb + 1 and tb."""
+    """One step back: state cur (batch,), the tag at tb + 1; inputs the scores at position tb
+    (batch, tags) and tb. The tag at tb is the arg-maximum of those scores plus the transitions
+    into cur: the forward step's own sums (first index on ties, as the forward maximum's)."""
     from onnx import TensorProto, helper
 
     n, v = helper.make_node, helper.make_tensor_value_info
     return helper.make_graph(
         [
-            n("Unsqueeze", ["cur_in", "ax1"], ["cur2"]),
-            n("GatherElements", ["h_t", "cur2"], ["prev2"], axis=1),
-            n("Squeeze", ["prev2", "ax1"], ["prev"]),
+            n("Gather", ["crf_trans_t", "cur_in"], ["into"], axis=0),  # shape: (batch, prev)
+            n("Add", ["h_t", "into"], ["cand"]),
+            n("ArgMax", ["cand"], ["prev"], axis=1, keepdims=0),
             n("Add", ["tb", "one"], ["t1"]),
             n("Greater", ["lengths", "t1"], ["inside"]),
             n("Where", ["inside", "prev", "cur_in"], ["cur_out"]),
             n("Identity", ["cur_out"], ["tag_t"]),
         ],
         "viterbi_backtrack",
-        [v("cur_in", TensorProto.INT64, None), v("h_t", TensorProto.INT64, None), v("tb", TensorProto.INT64, None)],
+        [v("cur_in", TensorProto.INT64, None), v("h_t", TensorProto.FLOAT, None), v("tb", TensorProto.INT64, None)],
         [v("cur_out", TensorProto.INT64, None), v("tag_t", TensorProto.INT64, None)],
     )
 
