@@ -183,8 +183,7 @@ def _constants(start: torch.Tensor, end: torch.Tensor, transitions: torch.Tensor
     i64 = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)  # noqa: E731
     scalar = lambda name, kind, v: helper.make_tensor(name, kind, [], [v])  # noqa: E731
     return [
-        f32("crf_start", start), f32("crf_end", end), f32("crf_trans3", transitions.t().unsqueeze(0)),
-        f32("crf_trans_t", transitions.t()),
+        f32("crf_start", start), f32("crf_end", end), f32("crf_trans_t", transitions.t()),  # (next, prev)
         i64("ax0", [0]), i64("ax1", [1]), i64("ax2", [2]), i64("one_1d", [1]), i64("big_1d", [2**62]),
         i64("zero_1d_lo", [0]), i64("minus_one_1d", [-1]), i64("pad_em", [0, 0, 0, 0, 1, 0]), i64("pad_mask", [0, 0, 0, 1]),
         scalar("zero", TensorProto.INT64, 0), scalar("one", TensorProto.INT64, 1),
@@ -223,7 +222,7 @@ def _forward_body():
     return helper.make_graph(
         [
             n("Unsqueeze", ["score_in", "ax1"], ["s3"]),  # shape: (batch, 1, prev)
-            n("Add", ["s3", "crf_trans3"], ["nxt"]),  # shape: (batch, next, prev)
+            n("Add", ["s3", "crf_trans_t"], ["nxt"]),  # shape: (batch, next, prev), broadcast
             n("ReduceMax", ["nxt", "ax2"], ["best0"], keepdims=0),
             n("Identity", ["score_in"], ["h_out"]),
             n("Add", ["best0", "e_t"], ["best1"]),
